@@ -1,0 +1,377 @@
+"""Step 2 of the stand-in recipe: ELECTRA pretraining, then NER fine-tuning and held-out evaluation.
+
+Reads what `prepare` wrote (pretrain.npy, ner.npz, tokenizer/) and writes, under OUT:
+  pretrain.ckpt / finetune.ckpt   resumable checkpoints (model, optimizer, step)
+  ner_model.safetensors           the fine-tuned ElectraForTokenClassification state dict
+  metrics.json                    held-out entity P/R/F1 (overall, per tag) and token accuracy
+  train.log                       progress
+
+Deterministic for a given --seed on CPU (each step's batch is drawn from its own seeded generator).
+
+Usage:
+  python -m standin.recipe.train --data .work/standin -o .work/standin/run            # CPU profile
+  python -m standin.recipe.train --data DIR -o OUT --device cuda --pretrain-seconds 330  # GPU
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+try:
+    from .evaluate import entity_scores  # package run
+except ImportError:  # run as a plain script
+    from evaluate import entity_scores  # type: ignore
+
+LABELS_JSON = Path(__file__).resolve().parent.parent / "data" / "koelectra-small-v3-modu-ner.labels.json"
+CLS, SEP, MASK, PAD = 2, 3, 4, 0
+N_SPECIAL = 5  # [PAD] [UNK] [CLS] [SEP] [MASK]
+
+
+class Log:
+    def __init__(self, path: Path):
+        self.f = open(path, "a", encoding="utf-8")
+
+    def __call__(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, file=sys.stderr, flush=True)
+        self.f.write(line + "\n")
+        self.f.flush()
+
+
+def labels_spec():
+    spec = json.loads(LABELS_JSON.read_text("utf-8"))
+    id2label = {int(k): v for k, v in spec["id2label"].items()}
+    return id2label, spec["config"]
+
+
+def make_configs():
+    from transformers import ElectraConfig
+
+    id2label, arch = labels_spec()
+    common = dict(vocab_size=arch["vocab_size"], embedding_size=arch["embedding_size"],
+                  max_position_embeddings=arch["max_position_embeddings"], hidden_act=arch["hidden_act"],
+                  type_vocab_size=2, layer_norm_eps=1e-12, initializer_range=arch["initializer_range"],
+                  pad_token_id=PAD)
+    disc = ElectraConfig(hidden_size=arch["hidden_size"], num_hidden_layers=arch["num_hidden_layers"],
+                         num_attention_heads=arch["num_attention_heads"],
+                         intermediate_size=arch["intermediate_size"],
+                         hidden_dropout_prob=arch["hidden_dropout_prob"],
+                         attention_probs_dropout_prob=arch["attention_probs_dropout_prob"], **common)
+    # ELECTRA-small's generator: a quarter of the discriminator's width
+    gen = ElectraConfig(hidden_size=64, num_hidden_layers=arch["num_hidden_layers"], num_attention_heads=1,
+                        intermediate_size=256, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                        **common)
+    ner = ElectraConfig(hidden_size=arch["hidden_size"], num_hidden_layers=arch["num_hidden_layers"],
+                        num_attention_heads=arch["num_attention_heads"],
+                        intermediate_size=arch["intermediate_size"],
+                        hidden_dropout_prob=arch["hidden_dropout_prob"],
+                        attention_probs_dropout_prob=arch["attention_probs_dropout_prob"],
+                        classifier_dropout=arch.get("classifier_dropout"),
+                        id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                        architectures=["ElectraForTokenClassification"], **common)
+    return disc, gen, ner
+
+
+def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
+    w = max(1, int(total * warmup))
+    if step < w:
+        return peak * (step + 1) / w
+    return peak * max(0.0, (total - step) / max(1, total - w))
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def autocast(device: str):
+    if device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+# ---------------------------------------------------------------- pretraining
+
+def pretrain_batch(stream: np.ndarray, seed: int, step: int, batch: int, seq: int) -> np.ndarray:
+    """A batch of random crops of the token stream, each framed by [CLS] ... [SEP]."""
+    rng = np.random.default_rng([seed, 1, step])
+    starts = rng.integers(0, stream.size - seq, size=batch)
+    body = np.stack([stream[s:s + seq - 2] for s in starts]).astype(np.int64)
+    out = np.empty((batch, seq), np.int64)
+    out[:, 0] = CLS
+    out[:, 1:-1] = body
+    out[:, -1] = SEP
+    return out
+
+
+def pretrain(args, log: Log) -> dict:
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    dev = args.device
+    ckpt_path = args.out / "pretrain.ckpt"
+    disc_cfg, gen_cfg, _ = make_configs()
+    torch.manual_seed(args.seed)
+    disc = ElectraForPreTraining(disc_cfg)
+    gen = ElectraForMaskedLM(gen_cfg)
+    gen.electra.embeddings = disc.electra.embeddings  # shared token/position embeddings
+    gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+    disc.to(dev), gen.to(dev)
+    params = list({id(p): p for p in list(disc.parameters()) + list(gen.parameters())}.values())
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01,
+                            **({"fused": True} if dev == "cuda" else {}))
+    step, total, seconds = 0, args.pretrain_steps, 0.0
+    if ckpt_path.exists():
+        st = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        disc.load_state_dict(st["disc"]), gen.load_state_dict(st["gen"], strict=False)
+        gen.electra.embeddings = disc.electra.embeddings
+        gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+        opt.load_state_dict(st["opt"])
+        step, total, seconds = st["step"], st["total"], st.get("seconds", 0.0)
+        log(f"pretrain: resumed at step {step}/{total}")
+        if st.get("done"):
+            return {"steps": total, "seconds": seconds, "disc": disc}
+    stream = np.load(args.data / "pretrain.npy")
+    log(f"pretrain: {stream.size} tokens, batch {args.batch}x{args.seq}, long share {args.long_share}")
+    gen_t = torch.Generator(device=dev)
+    disc.train(), gen.train()
+    t0 = time.time()
+    calib_from = None
+    while step < total or total == 0:
+        long_phase = total and step >= int(total * (1 - args.long_share))
+        b, s = (args.batch // 4, 512) if long_phase else (args.batch, args.seq)
+        ids = torch.from_numpy(pretrain_batch(stream, args.seed, step, b, s)).to(dev)
+        gen_t.manual_seed(args.seed * 1_000_003 + step)
+        special = ids < N_SPECIAL
+        probs = torch.full(ids.shape, 0.15, device=dev)
+        masked = (torch.bernoulli(probs, generator=gen_t) > 0) & ~special
+        inp = ids.masked_fill(masked, MASK)
+        for g in opt.param_groups:  # while calibrating, warm up as if over 1,000 steps
+            g["lr"] = lr_at(step, total, args.lr, args.warmup) if total else args.lr * (step + 1) / 1000
+        with autocast(dev):
+            g_logits = gen(input_ids=inp).logits[masked].float()
+            g_loss = F.cross_entropy(g_logits, ids[masked])
+            with torch.no_grad():
+                u = torch.rand(g_logits.shape, generator=gen_t, device=dev).clamp_(1e-9, 1.0)
+                sampled = (g_logits - torch.log(-torch.log(u))).argmax(-1)
+            fake = ids.clone()
+            fake[masked] = sampled
+            is_replaced = (fake != ids).float()
+            d_logits = disc(input_ids=fake).logits.float()
+            d_loss = F.binary_cross_entropy_with_logits(d_logits[~special], is_replaced[~special])
+            loss = g_loss + 50.0 * d_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if total == 0:  # time-budgeted: calibrate the step count after a short warm-up
+            if step == 10:
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                calib_from = time.time()
+            elif step == 60:
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                per = (time.time() - calib_from) / 50
+                left = args.pretrain_seconds - (time.time() - t0)
+                total = step + max(1, int(left / (per * (1 + 0.6 * args.long_share))))
+                log(f"pretrain: {per * 1000:.1f} ms/step -> {total} steps in {args.pretrain_seconds:.0f}s")
+        if step % args.log_every == 0 or step == total:
+            log(f"pretrain step {step}/{total} loss {loss.item():.4f} gen {g_loss.item():.4f} "
+                f"disc {d_loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} seq {s}")
+        if total and (step % args.ckpt_every == 0 or step == total):
+            save_atomic({"disc": disc.state_dict(), "gen": gen.state_dict(), "opt": opt.state_dict(),
+                         "step": step, "total": total, "done": step == total,
+                         "seconds": seconds + time.time() - t0}, ckpt_path)
+    seconds += time.time() - t0
+    log(f"pretrain: done, {total} steps in {seconds:.0f}s")
+    return {"steps": total, "seconds": seconds, "disc": disc}
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+def ner_examples(ids, labels, seed: int, epoch: int, pack_share: float, max_len: int = 512):
+    """The epoch's examples: shuffled sentences, some packed together into long sequences."""
+    rng = np.random.default_rng([seed, 2, epoch])
+    order = rng.permutation(len(ids))
+    out, i = [], 0
+    while i < len(order):
+        if rng.random() < pack_share:
+            body_i, body_l = [], []
+            while i < len(order) and len(body_i) + len(ids[order[i]]) - 2 <= max_len - 2:
+                body_i.extend(ids[order[i]][1:-1]), body_l.extend(labels[order[i]][1:-1])
+                i += 1
+            if not body_i:  # a single sentence longer than the budget
+                body_i, body_l = list(ids[order[i]][1:-1]), list(labels[order[i]][1:-1])
+                i += 1
+            out.append(([CLS] + body_i + [SEP], [-100] + body_l + [-100]))
+        else:
+            out.append((list(ids[order[i]]), list(labels[order[i]])))
+            i += 1
+    return out
+
+
+def length_batches(examples, batch: int, seed: int, epoch: int):
+    """Batches of similar length (little padding), in a seeded random order."""
+    order = sorted(range(len(examples)), key=lambda k: len(examples[k][0]))
+    batches = [[examples[k] for k in order[j:j + batch]] for j in range(0, len(order), batch)]
+    rng = np.random.default_rng([seed, 3, epoch])
+    return [batches[k] for k in rng.permutation(len(batches))]
+
+
+def pad(rows, value):
+    n = max(len(r) for r in rows)
+    return torch.tensor([list(r) + [value] * (n - len(r)) for r in rows], dtype=torch.long)
+
+
+def predict(model, ids, dev: str, batch: int = 64):
+    model.eval()
+    preds = []
+    order = sorted(range(len(ids)), key=lambda k: len(ids[k]))
+    by_idx = {}
+    with torch.no_grad():
+        for k in range(0, len(order), batch):
+            idx = order[k:k + batch]
+            x = pad([ids[j] for j in idx], PAD).to(dev)
+            m = (x != PAD).long()
+            with autocast(dev):
+                logits = model(input_ids=x, attention_mask=m).logits.float()
+            am = logits.argmax(-1).cpu().numpy()
+            for r, j in enumerate(idx):
+                by_idx[j] = am[r, : len(ids[j])]
+    for j in range(len(ids)):
+        preds.append(by_idx[j])
+    return preds
+
+
+def finetune(args, disc_state: dict, log: Log):
+    from transformers import ElectraForTokenClassification
+
+    dev = args.device
+    _, _, ner_cfg = make_configs()
+    torch.manual_seed(args.seed + 1)
+    model = ElectraForTokenClassification(ner_cfg)
+    if disc_state is not None:
+        enc = {k[len("electra."):]: v for k, v in disc_state.items() if k.startswith("electra.")}
+        model.electra.load_state_dict(enc)
+    model.to(dev)
+    data = np.load(args.data / "ner.npz", allow_pickle=True)
+    tr_ids, tr_lab = list(data["train_ids"]), list(data["train_labels"])
+    opt = torch.optim.AdamW(model.parameters(), lr=args.ft_lr, eps=1e-6, weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(ner_examples(tr_ids, tr_lab, args.seed, 0, args.pack_share)) / args.ft_batch)
+    total = steps_per_epoch * args.ft_epochs
+    ckpt_path = args.out / "finetune.ckpt"
+    epoch0, step = 0, 0
+    if ckpt_path.exists():
+        st = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        model.load_state_dict(st["model"]), opt.load_state_dict(st["opt"])
+        epoch0, step = st["epoch"], st["step"]
+        log(f"finetune: resumed after epoch {epoch0}")
+    for epoch in range(epoch0, args.ft_epochs):
+        model.train()
+        ex = ner_examples(tr_ids, tr_lab, args.seed, epoch, args.pack_share)
+        torch.manual_seed(args.seed * 7919 + epoch)
+        losses = []
+        for rows in length_batches(ex, args.ft_batch, args.seed, epoch):
+            x = pad([r[0] for r in rows], PAD).to(dev)
+            y = pad([r[1] for r in rows], -100).to(dev)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total, args.ft_lr, 0.1)
+            with autocast(dev):
+                logits = model(input_ids=x, attention_mask=(x != PAD).long()).logits.float()
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-100)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+        log(f"finetune epoch {epoch + 1}/{args.ft_epochs} loss {np.mean(losses):.4f}")
+        save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "step": step},
+                    ckpt_path)
+    return model
+
+
+def evaluate_heldout(model, args) -> dict:
+    data = np.load(args.data / "ner.npz", allow_pickle=True)
+    ids, gold = list(data["heldout_ids"]), list(data["heldout_labels"])
+    preds = predict(model, ids, args.device)
+    id2label = model.config.id2label
+    g_seqs, p_seqs = [], []
+    for g, p in zip(gold, preds):
+        keep = g != -100
+        g_seqs.append([id2label[int(v)] for v in g[keep]])
+        p_seqs.append([id2label[int(v)] for v in p[keep]])
+    return entity_scores(g_seqs, p_seqs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("-o", "--out", type=Path, required=True)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    ap.add_argument("--pretrain-steps", type=int, default=6000)
+    ap.add_argument("--pretrain-seconds", type=float, default=0.0,
+                    help="instead of --pretrain-steps: fit the step count to this time budget")
+    ap.add_argument("--no-pretrain", action="store_true", help="fine-tune from random initialisation")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--long-share", type=float, default=0.1, help="share of final steps at 512 tokens")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=float, default=0.06)
+    ap.add_argument("--ft-epochs", type=int, default=20)
+    ap.add_argument("--ft-lr", type=float, default=3e-4)
+    ap.add_argument("--ft-batch", type=int, default=32)
+    ap.add_argument("--pack-share", type=float, default=0.25)
+    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--ckpt-every", type=int, default=250)
+    args = ap.parse_args(argv)
+    if args.pretrain_seconds:
+        args.pretrain_steps = 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = Log(args.out / "train.log")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        torch.use_deterministic_algorithms(True)
+    import transformers
+
+    log(f"torch {torch.__version__} transformers {transformers.__version__} device {args.device} "
+        f"args {vars(args)}")
+    if args.no_pretrain:
+        pre = {"steps": 0, "seconds": 0.0, "disc": None}
+    else:
+        pre = pretrain(args, log)
+    model = finetune(args, pre["disc"].state_dict() if pre["disc"] is not None else None, log)
+    metrics = evaluate_heldout(model, args)
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(args.out / "ner_model.safetensors"))
+    recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    recipe["pretrain_steps"] = pre["steps"]
+    metrics = {"heldout": metrics, "recipe": recipe, "pretrain_seconds": round(pre["seconds"], 1),
+               "torch": torch.__version__, "transformers": transformers.__version__}
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False), "utf-8")
+    log(f"held-out entity micro F1 {metrics['heldout']['micro']['f1']:.4f} "
+        f"P {metrics['heldout']['micro']['precision']:.4f} R {metrics['heldout']['micro']['recall']:.4f} "
+        f"token acc {metrics['heldout']['token_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
