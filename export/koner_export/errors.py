@@ -1,0 +1,32 @@
+"""Exceptions of the export and parity steps; each message names the cause and what to do."""
+from __future__ import annotations
+
+from koner.errors import KonerError
+
+
+class ExportError(KonerError):
+    """The export could not be done; the message says why and what to do."""
+
+
+class SourceNotFoundError(ExportError):
+    """SOURCE is neither an existing folder nor a reachable hub model id."""
+
+
+class HubUnreachableError(ExportError):
+    """The hub could not be reached to fetch SOURCE."""
+
+
+class CheckpointError(ExportError):
+    """The folder lacks weights, a tokenizer or a config, or is not a token classifier."""
+
+
+class OutputExistsError(ExportError):
+    """OUT_DIR exists and --force was not given."""
+
+
+class ValidationError(ExportError):
+    """The ONNX model's logits differ from PyTorch's by more than the tolerance."""
+
+
+class ParityError(ExportError):
+    """The parity suite found the exported model below a threshold."""

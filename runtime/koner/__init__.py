@@ -1,0 +1,9 @@
+"""koner: Korean named-entity recognition on onnxruntime, tokenizers and numpy alone."""
+from .entity import Entity, to_dicts
+from .errors import (KonerError, LabelMismatchError, ManifestError, ModelFileError, ModelNotFoundError,
+                     OnnxModelError, TokenizerError, VocabularyMismatchError)
+from .ner import NER
+
+__version__ = "0.1.0"
+__all__ = ["NER", "Entity", "to_dicts", "KonerError", "ModelNotFoundError", "ModelFileError", "ManifestError",
+           "TokenizerError", "OnnxModelError", "LabelMismatchError", "VocabularyMismatchError", "__version__"]

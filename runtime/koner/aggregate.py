@@ -1,0 +1,115 @@
+"""Per-token logits -> entities, by the rules of transformers' TokenClassificationPipeline.
+
+Softmax in float32; special tokens dropped; a token is a subword when its vocabulary string and its
+slice of the text differ in length ([UNK] never is); `simple` and `none` label each token by its
+argmax, `first | average | max` first fuse subwords into words; B-/I- grouping, where an `O` or a
+new `B-` closes a group, with the group's mean score; `O` is left out.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .entity import Entity
+from .tokens import Tokens
+
+STRATEGIES = ("none", "simple", "first", "average", "max")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, computed as the pipeline computes it."""
+    maxes = np.max(logits, axis=-1, keepdims=True)
+    shifted_exp = np.exp(logits - maxes)
+    return shifted_exp / shifted_exp.sum(axis=-1, keepdims=True)
+
+
+def _tag(label: str) -> tuple[str, str]:
+    if label.startswith("B-"):
+        return "B", label[2:]
+    if label.startswith("I-"):
+        return "I", label[2:]
+    return "I", label
+
+
+def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, ...], strategy: str,
+             join: Callable[[list[str]], str], unk_id: int) -> list[Entity]:
+    """The entities of one text from one logits row per token."""
+    scores = softmax(logits.astype(np.float32, copy=False))
+    pre = []  # (word, scores, start, end, index, is_subword)
+    for idx in np.flatnonzero(~tokens.special):
+        idx = int(idx)
+        word = tokens.strings[idx]
+        start, end = tokens.offsets[idx]
+        word_ref = text[start:end]
+        is_subword = len(word) != len(word_ref)
+        if int(tokens.ids[idx]) == unk_id:
+            word, is_subword = word_ref, False
+        pre.append((word, scores[idx], start, end, idx, is_subword))
+
+    if strategy in ("none", "simple"):
+        items = []
+        for word, sc, start, end, idx, _ in pre:
+            k = int(sc.argmax())
+            items.append((labels[k], sc[k], word, start, end, idx))
+        if strategy == "none":
+            return [Entity(label=lab, start=s, end=e, score=float(score), text=text[s:e], word=w, index=i)
+                    for lab, score, w, s, e, i in items if lab != "O"]
+    else:
+        items = _words(pre, strategy, labels, join)
+    return _group(items, text, join)
+
+
+def _words(pre, strategy: str, labels, join) -> list[tuple]:
+    groups: list[list[tuple]] = []
+    for p in pre:
+        if groups and p[5]:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    out = []
+    for g in groups:
+        word = join([p[0] for p in g])
+        if strategy == "first":
+            sc = g[0][1]
+            k = int(sc.argmax())
+            score = sc[k]
+        elif strategy == "max":
+            sc = max(g, key=lambda p: p[1].max())[1]
+            k = int(sc.argmax())
+            score = sc[k]
+        elif strategy == "average":
+            avg = np.nanmean(np.stack([p[1] for p in g]), axis=0)
+            k = int(avg.argmax())
+            score = avg[k]
+        else:
+            raise ValueError(f"aggregation must be one of {STRATEGIES}, not {strategy!r}")
+        out.append((labels[k], score, word, g[0][2], g[-1][3], None))
+    return out
+
+
+def _group(items: list[tuple], text: str, join) -> list[Entity]:
+    out: list[Entity] = []
+    run: list[tuple] = []
+
+    def close():
+        label = run[0][0].split("-", 1)[-1]
+        if label == "O":
+            return
+        score = np.mean(np.nanmean([r[1] for r in run]))
+        start, end = run[0][3], run[-1][4]
+        out.append(Entity(label=label, start=start, end=end, score=float(score), text=text[start:end],
+                          word=join([r[2] for r in run])))
+
+    for item in items:
+        if run:
+            bi, tag = _tag(item[0])
+            _, last_tag = _tag(run[-1][0])
+            if tag == last_tag and bi != "B":
+                run.append(item)
+                continue
+            close()
+        run = [item]
+    if run:
+        close()
+    return out

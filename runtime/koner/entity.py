@@ -1,0 +1,46 @@
+"""The Entity record: one recognised span with character offsets into the caller's text."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A labelled span `text[start:end]`; `word` is what the transformers pipeline calls `word`."""
+
+    label: str
+    start: int
+    end: int
+    score: float
+    text: str
+    word: str
+    index: Optional[int] = None  # token index; set only with aggregation "none"
+
+    @property
+    def label_(self) -> str:
+        """The label, under spaCy's Span name."""
+        return self.label
+
+    @property
+    def start_char(self) -> int:
+        """The start offset, under spaCy's Span name."""
+        return self.start
+
+    @property
+    def end_char(self) -> int:
+        """The end offset, under spaCy's Span name."""
+        return self.end
+
+    def to_dict(self) -> dict:
+        """The transformers token-classification pipeline's dict for this entity (JSON-serialisable)."""
+        if self.index is None:
+            return {"entity_group": self.label, "score": self.score, "word": self.word,
+                    "start": self.start, "end": self.end}
+        return {"entity": self.label, "score": self.score, "index": self.index, "word": self.word,
+                "start": self.start, "end": self.end}
+
+
+def to_dicts(entities: list[Entity]) -> list[dict]:
+    """Pipeline-style dicts for a list of entities."""
+    return [e.to_dict() for e in entities]

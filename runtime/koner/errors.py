@@ -1,0 +1,38 @@
+"""Exceptions raised by koner; each message says which file is at fault and what to do."""
+from __future__ import annotations
+
+
+class KonerError(Exception):
+    """Base class of every error koner raises on purpose."""
+
+
+class ModelNotFoundError(KonerError, FileNotFoundError):
+    """The model folder does not exist."""
+
+
+class ModelFileError(KonerError):
+    """A file of the model folder is missing, unreadable or inconsistent; `path` names it."""
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}")
+
+
+class ManifestError(ModelFileError):
+    """koner.json is missing, not valid JSON, or lacks a required field."""
+
+
+class TokenizerError(ModelFileError):
+    """tokenizer.json is missing, unreadable, or its normalizer would change the text."""
+
+
+class OnnxModelError(ModelFileError):
+    """model.onnx is missing, truncated or not a model onnxruntime can load."""
+
+
+class LabelMismatchError(ModelFileError):
+    """The manifest's label count differs from the width of the model's output."""
+
+
+class VocabularyMismatchError(ModelFileError):
+    """The tokenizer can produce ids beyond the model's embedding table."""

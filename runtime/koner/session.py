@@ -1,0 +1,79 @@
+"""One onnxruntime InferenceSession per model: options, input feeding, thread-safe runs."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import OnnxModelError
+
+_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Settings of the onnxruntime session; the defaults suit a small server (see README)."""
+
+    threads: Optional[int] = None  # intra-op threads; None: min(4, CPUs available)
+    spinning: bool = False  # busy-wait between ops: lower latency, more idle CPU
+    memory_arena: bool = True
+    optimization: str = "all"  # disable | basic | extended | all
+
+
+def default_threads() -> int:
+    """CPUs this process may use, at most 4."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
+
+
+class ModelSession:
+    """The model under onnxruntime; `run` may be called from many threads at once."""
+
+    def __init__(self, path: Path, options: SessionOptions = SessionOptions()):
+        if not path.is_file():
+            raise OnnxModelError(path, "missing; re-export the model with `koner export`")
+        if options.optimization not in _LEVELS:
+            raise ValueError(f"optimization must be one of {sorted(_LEVELS)}, not {options.optimization!r}")
+        threads = options.threads if options.threads is not None else default_threads()
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, not {threads!r}")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.enable_cpu_mem_arena = options.memory_arena
+        so.graph_optimization_level = _LEVELS[options.optimization]
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
+        so.log_severity_level = 3
+        try:
+            self._sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... classes
+            raise OnnxModelError(path, f"onnxruntime cannot load it ({str(exc).strip()[:200]}); "
+                                       "the file may be truncated: re-export or re-copy it") from None
+        self.path = path
+        self.threads = threads
+        self.input_names = [i.name for i in self._sess.get_inputs()]
+        if "input_ids" not in self.input_names:
+            raise OnnxModelError(path, f"has inputs {self.input_names}, not input_ids; export it with `koner export`")
+        self.output_width = self._sess.get_outputs()[0].shape[-1]
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Logits [batch, seq, labels] for padded ids and their attention mask."""
+        feed = {"input_ids": ids}
+        if "attention_mask" in self.input_names:
+            feed["attention_mask"] = mask
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return self._sess.run(None, feed)[0]
