@@ -17,7 +17,7 @@ def resolve(source: str, revision: Optional[str] = None) -> tuple[Path, dict]:
     """A local folder holding the checkpoint, and a description of where it came from."""
     path = Path(source).expanduser()
     if path.is_dir():
-        return path, {"kind": "folder", "path": str(path.resolve())}
+        return path, {"kind": "folder", "path": source}
     if path.exists():
         raise SourceNotFoundError(f"{source}: is a file, not a model folder; give the folder that holds config.json")
     looks_like_path = source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)

@@ -20,7 +20,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 class NER:
     """A loaded koner model; call it on a string for its entities. Safe to share between threads."""
 
-    def __init__(self, folder: Path, *, options: SessionOptions, aggregation: str, overlap: int):
+    def __init__(self, folder: Path, *, options: SessionOptions, aggregation: str, overlap: int,
+                 model_file: Optional[str] = None):
         _check_strategy(aggregation)
         folder = Path(folder)
         if not folder.is_dir():
@@ -36,18 +37,21 @@ class NER:
         self.overlap = overlap
         self.aggregation = aggregation
         self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase)
-        self.session = ModelSession(folder / self.manifest.model_file, options)
+        self.session = ModelSession(folder / (model_file or self.manifest.model_file), options)
+        # Dynamic int8 quantization scales the activations of a whole call together, so a padded batch
+        # would make one text's labels depend on its neighbours: quantized models run one window a call.
+        self._rows_alone = self.session.quantized
         self._check_model()
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, *, threads: Optional[int] = None,
              aggregation: str = "simple", spinning: bool = False, memory_arena: bool = True,
-             optimization: str = "all", overlap: int = 128) -> "NER":
-        """Load a model folder (None: the bundled stand-in model) and check it is consistent."""
+             optimization: str = "all", overlap: int = 128, model_file: Optional[str] = None) -> "NER":
+        """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it."""
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization)
         return cls(Path(path) if path is not None else DEFAULT_MODEL, options=opts, aggregation=aggregation,
-                   overlap=overlap)
+                   overlap=overlap, model_file=model_file)
 
     def _check_model(self) -> None:
         tok, sess = self.tokenizer, self.session
@@ -86,7 +90,7 @@ class NER:
         toks = self.tokenizer.encode_batch([texts[i] for i in live])
         plans = [win.plan(k, t, self.max_length, self.overlap) for k, t in enumerate(toks)]
         flat = [w for p in plans for w in p]
-        logits = self._run(flat)
+        logits = self._run(flat, batch_size)
         pos = 0
         for k, (i, t, p) in enumerate(zip(live, toks, plans)):
             rows = logits[pos:pos + len(p)]
@@ -97,6 +101,8 @@ class NER:
         return results
 
     def _run(self, windows: list[win.Window], batch_size: int = 16) -> list[np.ndarray]:
+        if self._rows_alone:
+            return [self.session.run(w.ids[None, :], np.ones((1, len(w.ids)), np.int64))[0] for w in windows]
         out: list[Optional[np.ndarray]] = [None] * len(windows)
         order = sorted(range(len(windows)), key=lambda k: len(windows[k].ids))
         for s in range(0, len(order), batch_size):

@@ -68,6 +68,7 @@ class ModelSession:
         if "input_ids" not in self.input_names:
             raise OnnxModelError(path, f"has inputs {self.input_names}, not input_ids; export it with `koner export`")
         self.output_width = self._sess.get_outputs()[0].shape[-1]
+        self.quantized = _is_quantized(path)
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Logits [batch, seq, labels] for padded ids and their attention mask."""
@@ -77,3 +78,9 @@ class ModelSession:
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = np.zeros_like(ids)
         return self._sess.run(None, feed)[0]
+
+
+def _is_quantized(path: Path) -> bool:
+    """Whether the graph quantizes activations at run time (DynamicQuantizeLinear appears in it)."""
+    with open(path, "rb") as f:
+        return b"DynamicQuantizeLinear" in f.read()

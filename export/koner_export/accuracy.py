@@ -1,0 +1,116 @@
+"""Accuracy-aware quantization: keep the most sensitive layers in float until int8 agrees with PyTorch.
+
+Sensitivity is measured, not guessed: each group of quantizable nodes (the embeddings, each encoder
+layer, the classifier) is quantized alone and its effect on the logits of a calibration corpus is
+measured against PyTorch. Groups are then kept in float, most sensitive first, until the int8 model's
+token labels agree with PyTorch's at least `min_agreement` of the time and the sentences whose labels
+all agree reach `min_sentence_agreement`.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .quantize import QuantOptions, quantizable_nodes, quantize
+
+CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl"
+
+
+def _group(node: str) -> str:
+    m = re.search(r"layer\.(\d+)", node)
+    if m:
+        return f"layer.{int(m.group(1)):02d}"
+    return node  # embeddings, their projection and the classifier: each node on its own
+
+
+def _batches(ckpt, texts: list[str]):
+    enc = [ckpt.tokenizer(t, truncation=True, return_tensors="np") for t in texts]
+    return [(e["input_ids"].astype(np.int64), e["attention_mask"].astype(np.int64)) for e in enc]
+
+
+def _logits(path: Path, batches) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return [sess.run(None, {"input_ids": i, "attention_mask": m, "token_type_ids": np.zeros_like(i)})[0][0]
+            for i, m in batches]
+
+
+def _agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[float, float]:
+    tok = sent = n = 0
+    for a, b in zip(ref, got):
+        same = a[1:-1].argmax(-1) == b[1:-1].argmax(-1)
+        tok += int(same.sum())
+        n += same.size
+        sent += bool(same.all())
+    return tok / max(1, n), sent / max(1, len(ref))
+
+
+def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, corpus: Optional[Path],
+                   progress: Callable[[str], None], min_sentence_agreement: float = 0.99):
+    """QuantOptions with the fewest sensitive groups excluded that meet the targets, and a report."""
+    import json
+
+    import torch
+
+    texts = [json.loads(l)["text"] for l in open(corpus or CALIBRATION, encoding="utf-8") if l.strip()]
+    batches = _batches(ckpt, texts)
+    with torch.no_grad():
+        ref = [ckpt.model(input_ids=torch.from_numpy(i), attention_mask=torch.from_numpy(m),
+                          token_type_ids=torch.zeros_like(torch.from_numpy(i))).logits[0].numpy()
+               for i, m in batches]
+    nodes = [n for n in quantizable_nodes(fp32, quant.op_types) if n not in quant.exclude]
+    groups: dict[str, list[str]] = {}
+    for n in nodes:
+        groups.setdefault(_group(n), []).append(n)
+    report: dict = {"calibration_texts": len(texts), "targets": {"token": min_agreement,
+                                                                 "sentence": min_sentence_agreement}}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "q.onnx"
+
+        def measure(opts: QuantOptions):
+            quantize(fp32, out, opts)
+            t0 = time.perf_counter()
+            got = _logits(out, batches)
+            secs = time.perf_counter() - t0
+            return _agreement(ref, got), got, out.stat().st_size, secs
+
+        (tok, sent), _, size0, secs0 = measure(quant)
+        report["full_int8"] = {"token_agreement": round(tok, 5), "sentence_agreement": round(sent, 4),
+                               "bytes": size0, "seconds": round(secs0, 2)}
+        progress(f"int8: token agreement {tok:.4%}, sentences {sent:.2%}")
+        if tok >= min_agreement and sent >= min_sentence_agreement:
+            report["kept_in_float"] = []
+            return quant, report
+        # sensitivity: quantize each group alone and measure its logit error
+        sens = {}
+        for g, members in groups.items():
+            others = [n for n in nodes if n not in members]
+            _, got, _, _ = measure(replace(quant, exclude=list(quant.exclude) + others))
+            sens[g] = float(np.mean([np.abs(a - b).mean() for a, b in zip(ref, got)]))
+        order = sorted(sens, key=lambda g: -sens[g])
+        progress("sensitivity (mean |dlogit|): " + ", ".join(f"{g} {sens[g]:.4f}" for g in order[:6]))
+        report["sensitivity"] = {g: round(sens[g], 5) for g in order}
+        kept: list[str] = []
+        best = quant
+        for g in order:
+            kept.append(g)
+            best = replace(quant, exclude=list(quant.exclude) + [n for k in kept for n in groups[k]])
+            (tok, sent), _, size, secs = measure(best)
+            progress(f"float {', '.join(kept)}: token agreement {tok:.4%}, sentences {sent:.2%}")
+            if tok >= min_agreement and sent >= min_sentence_agreement:
+                break
+        report["kept_in_float"] = kept
+        report["result"] = {"token_agreement": round(tok, 5), "sentence_agreement": round(sent, 4), "bytes": size,
+                            "seconds": round(secs, 2),
+                            "size_cost": round(size / size0 - 1, 4), "time_cost": round(secs / secs0 - 1, 4)}
+        return best, report

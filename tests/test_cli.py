@@ -1,0 +1,65 @@
+"""`koner ner` on a text, on stdin lines and on JSONL, with bad lines and closed pipes."""
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+KONER = [sys.executable, "-m", "koner.cli"]
+
+
+def run(args, stdin=None):
+    return subprocess.run(KONER + args, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_text_argument_prints_jsonl():
+    out = run(["ner", "아이유 노래 검색해줘."])
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)
+    assert rec["text"] == "아이유 노래 검색해줘."
+    assert {"entity_group": "PS", "word": "아이유", "start": 0, "end": 3}.items() <= rec["entities"][0].items()
+
+
+def test_table_format():
+    out = run(["ner", "아이유 노래 검색해줘.", "--format", "table"])
+    assert "PS" in out.stdout and "0-3" in out.stdout and "아이유" in out.stdout
+
+
+def test_stdin_lines():
+    out = run(["ner"], stdin="서울역으로 안내해줘.\n\n아이유 노래 검색해줘.\n")
+    recs = [json.loads(l) for l in out.stdout.splitlines()]
+    assert [r["line"] for r in recs] == [1, 2, 3]
+    assert recs[1]["entities"] == []
+    assert recs[2]["entities"][0]["word"] == "아이유"
+
+
+def test_jsonl_with_bad_lines_answers_the_good_ones_in_order():
+    lines = [json.dumps({"id": 1, "text": "아이유 노래 검색해줘."}, ensure_ascii=False),
+             "{broken json",
+             json.dumps({"id": 3}),
+             json.dumps({"id": 4, "text": 42}),
+             json.dumps({"id": 5, "text": "서울역으로 안내해줘. " * 400}, ensure_ascii=False),
+             json.dumps({"id": 6, "text": "에어컨 온도 3도 올려줘."}, ensure_ascii=False)]
+    out = run(["ner", "--jsonl"], stdin="\n".join(lines) + "\n")
+    assert out.returncode == 1
+    assert [json.loads(l)["id"] for l in out.stdout.splitlines()] == [1, 5, 6]
+    assert len(json.loads(out.stdout.splitlines()[1])["entities"]) >= 400
+    for n, why in ((2, "not valid JSON"), (3, "no 'text' field"), (4, "'text' is int")):
+        assert f"stdin line {n}: {why}" in out.stderr
+    assert "3 input line(s) failed" in out.stderr
+
+
+def test_closed_pipe_ends_quietly():
+    cmd = " ".join(KONER) + " ner | head -1"
+    text = "아이유 노래 검색해줘.\n" * 500
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], input=text, capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 1
+    assert "Traceback" not in out.stderr and "Broken" not in out.stderr
+
+
+def test_missing_model_folder_is_one_line_error(tmp_path):
+    out = run(["ner", "서울", "--model", str(tmp_path / "nope")])
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "no such model folder" in out.stderr

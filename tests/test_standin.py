@@ -1,0 +1,57 @@
+"""The stand-in checkpoint folder has the real model's shape, labels and tokenizer."""
+import json
+
+import pytest
+
+from conftest import ROOT, STANDIN
+
+LABELS = json.loads((ROOT / "standin" / "data" / "koelectra-small-v3-modu-ner.labels.json").read_text("utf-8"))
+
+
+def test_files_in_the_real_checkpoint_layout():
+    for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "metrics.json", "README.md"):
+        assert (STANDIN / name).is_file(), name
+
+
+def test_config_matches_the_real_architecture_and_label_order():
+    cfg = json.loads((STANDIN / "config.json").read_text("utf-8"))
+    assert cfg["architectures"] == ["ElectraForTokenClassification"]
+    for key in ("embedding_size", "hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                "vocab_size", "max_position_embeddings", "hidden_act"):
+        assert cfg[key] == LABELS["config"][key], key
+    assert cfg["id2label"] == LABELS["id2label"]
+    assert len(cfg["id2label"]) == 31
+
+
+def test_tokenizer_settings_and_check_sentence():
+    tc = json.loads((STANDIN / "tokenizer_config.json").read_text("utf-8"))
+    assert tc["tokenizer_class"] == "ElectraTokenizer"
+    assert tc["do_lower_case"] is False
+    assert tc.get("strip_accents") in (False, None)
+    assert len((STANDIN / "vocab.txt").read_text("utf-8").splitlines()) == 35000
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(STANDIN / "tokenizer.json"))
+    assert tok.encode("한국어 ELECTRA를 공유합니다.").ids[1:-1] == [11229, 29173, 13352, 25541, 4110, 7824, 17788, 18]
+    assert tok.get_vocab_size() == 35000
+
+
+def test_metrics_report_heldout_entity_scores():
+    m = json.loads((STANDIN / "metrics.json").read_text("utf-8"))
+    micro = m["heldout"]["micro"]
+    assert 0 < micro["f1"] <= 1 and micro["support"] > 1000
+    assert set(m["heldout"]["per_tag"]) >= {"PS", "LC", "OG", "DT", "QT"}
+    assert 0 < m["heldout"]["token_accuracy"] <= 1
+
+
+def test_loads_offline_with_transformers_and_finds_seoul_station(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    model = AutoModelForTokenClassification.from_pretrained(str(STANDIN))
+    tok = AutoTokenizer.from_pretrained(str(STANDIN))
+    assert model.config.num_labels == 31 and tok.is_fast
+    ents = pipeline("ner", model=model, tokenizer=tok, aggregation_strategy="simple")("서울역으로 안내해줘.")
+    assert {(e["entity_group"], e["word"], e["start"], e["end"]) for e in ents} >= {("LC", "서울역", 0, 3)}
