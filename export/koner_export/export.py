@@ -58,7 +58,10 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     progress(f"loading checkpoint from {folder}")
     ckpt = load(folder)
     src_info["files"] = ckpt.files
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    except OSError as exc:
+        raise ExportError(f"{parent}: cannot write there ({exc.strerror}); choose an OUT_DIR you can write to") from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)

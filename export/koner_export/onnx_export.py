@@ -1,6 +1,7 @@
 """PyTorch token classifier -> ONNX (dynamic batch and sequence axes), validated against PyTorch."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ def export(model, tokenizer, out: Path) -> None:
     enc = tokenizer(CHECK_TEXTS[:2], padding=True, return_tensors="pt")
     args = tuple(enc[k] if k in enc else torch.zeros_like(enc["input_ids"]) for k in INPUTS)
     axes = {k: {0: "batch", 1: "sequence"} for k in INPUTS + ["logits"]}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(model, args, str(out), input_names=INPUTS, output_names=["logits"],
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 

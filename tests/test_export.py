@@ -1,0 +1,117 @@
+"""`koner export`: the stand-in and its 2023 hub layout export to loadable folders; bad input fails cleanly."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import STANDIN
+
+torch = pytest.importorskip("torch")
+
+from koner import NER  # noqa: E402
+
+
+def koner(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "koner.cli", *args], capture_output=True, text=True, timeout=600,
+                          env=env)
+
+
+def test_int8_export_is_small_and_loads(export_dir):
+    size = (export_dir / "model.onnx").stat().st_size
+    assert size <= 14.5e6
+    manifest = json.loads((export_dir / "koner.json").read_text("utf-8"))
+    assert manifest["labels"] == [json.loads((STANDIN / "config.json").read_text())["id2label"][str(i)]
+                                  for i in range(31)]
+    assert manifest["export"]["validation_max_abs_logit_diff"] <= 1e-4
+    assert manifest["quantization"]["weight_type"] == "int8"
+    assert set(manifest["files"]) == {"model.onnx", "model-fp32.onnx", "tokenizer.json"}
+    assert manifest["source"]["files"]["model.safetensors"]
+    ents = NER.load(export_dir)("아이유 노래 검색해줘.")
+    assert ("PS", "아이유") in {(e.label, e.text) for e in ents}
+
+
+def test_2023_hub_layout_exports_to_the_same_labels(tmp_path, export_dir):
+    """pytorch_model.bin + vocab.txt + tokenizer_config.json, no safetensors and no tokenizer.json."""
+    from safetensors.torch import load_file
+
+    old = tmp_path / "hub-2023"
+    old.mkdir()
+    for name in ("config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(STANDIN / name, old / name)
+    tc = json.loads((STANDIN / "tokenizer_config.json").read_text("utf-8"))
+    (old / "tokenizer_config.json").write_text(json.dumps({k: tc[k] for k in (
+        "do_lower_case", "tokenizer_class", "model_max_length", "strip_accents", "tokenize_chinese_chars")}))
+    torch.save(load_file(str(STANDIN / "model.safetensors")), old / "pytorch_model.bin")
+    out = tmp_path / "out"
+    res = koner("export", str(old), "-o", str(out), "--no-parity")
+    assert res.returncode == 0, res.stderr
+    a = json.loads((out / "koner.json").read_text("utf-8"))
+    b = json.loads((export_dir / "koner.json").read_text("utf-8"))
+    assert a["labels"] == b["labels"]
+    text = "2023년 3월 15일 오후 3시에 삼성전자 본사에서 이재용 회장이 기자회견을 열었다."
+    assert NER.load(out).tokenizer.encode(text).ids.tolist() == NER.load(export_dir).tokenizer.encode(text).ids.tolist()
+    assert [e.to_dict() for e in NER.load(out)(text)] == [e.to_dict() for e in NER.load(export_dir)(text)]
+
+
+def _fails(res, *needles):
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr, res.stderr
+    line = res.stderr.strip().splitlines()[-1]  # progress lines may come first; the error is one line
+    assert line.startswith("koner: "), res.stderr
+    for n in needles:
+        assert n in line, line
+
+
+def test_missing_path(tmp_path):
+    _fails(koner("export", str(tmp_path / "nope"), "-o", str(tmp_path / "o")), "no such folder")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_hub_id_offline(tmp_path, monkeypatch):
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    _fails(koner("export", "no-such-owner/no-such-model", "-o", str(tmp_path / "o"), env=env),
+           "cannot reach the Hugging Face hub", "koner export DIR")
+    assert not (tmp_path / "o").exists()
+
+
+def test_folder_without_weights(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(STANDIN, src)
+    (src / "model.safetensors").unlink()
+    _fails(koner("export", str(src), "-o", str(tmp_path / "o")), "no weights")
+
+
+def test_folder_without_tokenizer(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(STANDIN, src)
+    (src / "tokenizer.json").unlink()
+    (src / "vocab.txt").unlink()
+    _fails(koner("export", str(src), "-o", str(tmp_path / "o")), "no tokenizer")
+
+
+def test_not_a_token_classifier(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(STANDIN, src)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["architectures"] = ["ElectraForSequenceClassification"]
+    (src / "config.json").write_text(json.dumps(cfg))
+    _fails(koner("export", str(src), "-o", str(tmp_path / "o")), "not a token classifier")
+
+
+def test_existing_out_dir_needs_force(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    _fails(koner("export", str(STANDIN), "-o", str(out)), "already exists", "--force")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_out_dir_not_writable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _fails(koner("export", str(STANDIN), "-o", str(blocker / "o")), "no such folder")
+    _fails(koner("export", str(STANDIN), "-o", "/proc/koner-out"), "cannot write")

@@ -1,0 +1,95 @@
+"""The parity suite on the stand-in: fp32 matches the transformers pipeline exactly; broken models fail."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import STANDIN
+
+pytest.importorskip("torch")
+
+from koner_export.checkpoint import load  # noqa: E402
+from koner_export.parity import load_corpus, run_parity  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ckpt():
+    return load(STANDIN)
+
+
+@pytest.fixture(scope="module")
+def full_report(ckpt, export_dir):
+    return run_parity(ckpt, export_dir)
+
+
+def test_corpus_covers_every_category():
+    rows = load_corpus()
+    cats = {r["category"] for r in rows}
+    assert cats >= {"heldout", "command", "numbers", "latin", "quotes", "unicode", "paragraph", "long"}
+    assert sum(r["category"] == "heldout" for r in rows) == 500
+    sample = load_corpus(sample=60)
+    assert {r["category"] for r in sample} == cats and len(sample) <= 70
+
+
+def test_fp32_runtime_equals_the_transformers_pipeline(full_report):
+    s = full_report["summary"]
+    assert s["texts_within_max_length"] >= 400
+    assert s["tokenization_identical"] == 1.0
+    assert s["fp32_max_abs_logit_diff"] <= 1e-4
+    assert s["fp32_token_agreement"] == 1.0
+    for strategy in ("none", "simple", "first", "average", "max"):
+        assert s["strategies"][strategy]["fp32_identical"] == 1.0, strategy
+        assert s["strategies"][strategy]["fp32_max_score_diff"] <= 1e-4, strategy
+
+
+def test_report_has_int8_figures_and_readable_summary(full_report):
+    s = full_report["summary"]
+    assert 0.99 <= s["int8_token_agreement"] <= 1
+    assert s["gold"]["sentences"] == 500 and 0 < s["gold"]["pytorch_f1"] < 1
+    assert "koner parity" in full_report["markdown"]
+    for flip in full_report["worst_disagreements"]:
+        assert flip["pytorch"] != flip["int8"] and 0 < flip["pytorch_p"] <= 1
+
+
+def test_bundled_model_keeps_token_labels_and_gold_f1(ckpt):
+    from koner.ner import DEFAULT_MODEL
+
+    rep = run_parity(ckpt, DEFAULT_MODEL, sample=150)
+    s = rep["summary"]
+    assert s["tokenization_identical"] == 1.0
+    assert s["int8_token_agreement"] >= 0.995
+    assert s["gold"]["drop"] <= 0.005
+    assert all(v["fp32_identical"] == 1.0 for v in s["strategies"].values())
+
+
+def test_swapped_labels_in_the_manifest_fail(ckpt, export_dir, tmp_path):
+    bad = tmp_path / "swapped"
+    shutil.copytree(export_dir, bad)
+    m = json.loads((bad / "koner.json").read_text("utf-8"))
+    m["labels"][1], m["labels"][11] = m["labels"][11], m["labels"][1]  # B-PS <-> B-LC
+    (bad / "koner.json").write_text(json.dumps(m, ensure_ascii=False), "utf-8")
+    rep = run_parity(ckpt, bad, sample=40)
+    assert not rep["passed"]
+    assert any("fp32 'simple' entities identical" in f for f in rep["failures"])
+
+
+def test_scrambled_classifier_fails(ckpt, export_dir, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    bad = tmp_path / "scrambled"
+    shutil.copytree(export_dir, bad)
+    model = onnx.load(str(bad / "model.onnx"))
+    rng = np.random.default_rng(0)
+    hit = False
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.ndim == 2 and arr.shape[-1] == 31:  # the quantized classifier weight
+            init.CopyFrom(numpy_helper.from_array(rng.permutation(arr.ravel()).reshape(arr.shape), init.name))
+            hit = True
+    assert hit
+    onnx.save(model, str(bad / "model.onnx"))
+    rep = run_parity(ckpt, bad, sample=40)
+    assert not rep["passed"]
+    assert any("int8 token labels agree with PyTorch" in f for f in rep["failures"])
