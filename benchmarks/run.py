@@ -1,0 +1,348 @@
+"""koner benchmarks: latency, throughput, cold start, memory and size, side by side in one run.
+
+Systems, each measured in its own subprocess, one after another, with the same thread count:
+  a  transformers pipeline("ner") on the PyTorch model
+  b  optimum ORTModelForTokenClassification on the int8 file, inside the transformers pipeline
+  c  koner on the fp32 ONNX
+  d  koner on the int8 ONNX
+  e  the floor: tokenize + session.run on the int8 file, nothing else
+
+Usage:
+  python benchmarks/run.py                 # full run, 1 and 2 threads; writes benchmarks/results/
+  python benchmarks/run.py --quick         # every system and workload, briefly (no figures kept)
+  python benchmarks/run.py --compare       # also print this run's ratios against the last committed run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SYSTEMS = {"a": "transformers (PyTorch)", "b": "optimum int8", "c": "koner fp32", "d": "koner int8",
+           "e": "floor (tokenize + session.run, int8)"}
+WORKLOADS = ["short", "sentence", "paragraph", "document"]
+
+
+# ------------------------------------------------------------------ texts
+
+def corpus() -> list[str]:
+    """Real Korean sentences: the parity corpus and calibration sentences (about 1,000)."""
+    data = ROOT / "export" / "koner_export" / "data"
+    texts = []
+    for name in ("parity-corpus.jsonl", "calibration.jsonl"):
+        for line in open(data / name, encoding="utf-8"):
+            r = json.loads(line)
+            if r.get("category") not in ("long", "paragraph", "unicode"):
+                texts.append(r["text"])
+    return texts
+
+
+def workloads() -> dict[str, str]:
+    """One text per workload: ~15 tokens, ~50 tokens, ~200 tokens, > 512 tokens."""
+    texts = corpus()
+    sentence = "2023년 3월 15일 오후 3시에 서울 서초구 삼성전자 본사에서 이재용 회장이 기자회견을 열고 " \
+               "반도체 투자 계획을 발표했으며, 이 자리에는 100여 명의 기자가 참석했다."
+    paragraph = " ".join(texts[:6])
+    document = " ".join(texts[:60])
+    return {"short": "서울역으로 안내해줘.", "sentence": sentence, "paragraph": paragraph, "document": document}
+
+
+# ------------------------------------------------------------------ workers (run in subprocesses)
+
+def make_system(system: str, args):
+    """A callable text -> result and a batch callable, for one system."""
+    if system in ("a", "b"):
+        from transformers import AutoTokenizer, pipeline
+
+        tok = AutoTokenizer.from_pretrained(args.source)
+        if system == "a":
+            import torch
+
+            torch.set_num_threads(args.threads)
+            from transformers import AutoModelForTokenClassification
+
+            model = AutoModelForTokenClassification.from_pretrained(args.source)
+        else:
+            import onnxruntime as ort
+            from optimum.onnxruntime import ORTModelForTokenClassification
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = args.threads
+            so.inter_op_num_threads = 1
+            model = ORTModelForTokenClassification.from_pretrained(args.optimum_dir, file_name="model.onnx",
+                                                                   session_options=so)
+        pipe = pipeline("ner", model=model, tokenizer=tok, aggregation_strategy="simple", device=-1)
+        return pipe, lambda texts, bs: pipe(texts, batch_size=bs)
+    if system in ("c", "d"):
+        sys.path.insert(0, str(ROOT / "runtime"))
+        from koner import NER
+
+        model_file = "model-fp32.onnx" if system == "c" else None
+        ner = NER.load(args.fp32_dir if system == "c" else args.model, threads=args.threads, model_file=model_file)
+        return ner, lambda texts, bs: ner.batch(texts, batch_size=bs)
+    if system == "e":
+        import numpy as np
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = args.threads
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        sess = ort.InferenceSession(str(Path(args.model) / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        tok = Tokenizer.from_file(str(Path(args.model) / "tokenizer.json"))
+        tok.no_truncation()
+
+        def one(text):
+            ids = np.asarray(tok.encode(text).ids[:512], dtype=np.int64)[None, :]
+            return sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                                   "token_type_ids": np.zeros_like(ids)})[0]
+
+        return one, lambda texts, bs: [one(t) for t in texts]
+    raise ValueError(system)
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set (VmHWM; ru_maxrss can carry a parent's peak across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(args) -> None:
+    """Measure one system; print one JSON object."""
+    t0 = time.perf_counter()
+    single, batch = make_system(args.worker, args)
+    load_s = time.perf_counter() - t0
+    out = {"system": args.worker, "threads": args.threads, "load_s": load_s, "latency": {}, "throughput": {}}
+    if args.cold:
+        single("서울역으로 안내해줘.")
+        out["first_result_s"] = time.perf_counter() - t0
+        print(json.dumps(out))
+        return
+    for name, text in workloads().items():
+        reps = args.reps if name != "document" else max(3, args.reps // 10)
+        for _ in range(max(2, reps // 10)):
+            single(text)
+        times = []
+        for _ in range(reps):
+            s = time.perf_counter()
+            single(text)
+            times.append(time.perf_counter() - s)
+        times.sort()
+        q = lambda p: times[min(len(times) - 1, int(p * len(times)))]  # noqa: E731
+        out["latency"][name] = {"p50_ms": 1000 * statistics.median(times), "p95_ms": 1000 * q(0.95),
+                                "p99_ms": 1000 * q(0.99), "reps": reps}
+    texts = corpus()[: args.corpus_size]
+    for bs in (1, 8, 32):
+        s = time.perf_counter()
+        batch(texts, bs)
+        el = time.perf_counter() - s
+        out["throughput"][str(bs)] = {"texts_per_s": len(texts) / el, "texts": len(texts)}
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(out))
+
+
+# ------------------------------------------------------------------ parent
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name"))
+        flags = next(l.split(":", 1)[1].split() for l in cpuinfo.splitlines() if l.startswith("flags"))
+        info["flags"] = sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx512bw",
+                                                          "avx_vnni", "amx_int8", "fma"))
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def versions() -> dict:
+    out = {}
+    for mod in ("onnxruntime", "tokenizers", "numpy", "torch", "transformers", "optimum"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:
+            out[mod] = None
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def prepare(args, tmp: Path) -> None:
+    """The fp32 export and optimum's folder (model.onnx + config.json + tokenizer files)."""
+    if args.fp32_dir is None:
+        args.fp32_dir = str(tmp / "fp32")
+        subprocess.run([sys.executable, "-m", "koner.cli", "export", args.source, "-o", args.fp32_dir,
+                        "--keep-fp32", "--no-parity"], check=True, capture_output=True)
+    opt = tmp / "optimum"
+    opt.mkdir()
+    shutil.copy(Path(args.model) / "model.onnx", opt / "model.onnx")
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (Path(args.source) / name).is_file():
+            shutil.copy(Path(args.source) / name, opt / name)
+    args.optimum_dir = str(opt)
+
+
+def run_child(args, system: str, threads: int, cold: bool) -> dict:
+    cmd = [sys.executable, __file__, "--worker", system, "--threads", str(threads), "--source", args.source,
+           "--model", args.model, "--fp32-dir", args.fp32_dir, "--optimum-dir", args.optimum_dir,
+           "--reps", str(args.reps), "--corpus-size", str(args.corpus_size)] + (["--cold"] if cold else [])
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
+           "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"}
+    s = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - s
+    if res.returncode != 0:
+        raise SystemExit(f"benchmark worker {system} failed:\n{res.stderr[-2000:]}")
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if cold:
+        out["cold_start_s"] = wall
+    return out
+
+
+def table(result: dict) -> str:
+    """Markdown tables with every figure also as a ratio to (a) and to (e)."""
+    lines = []
+    for threads, runs in result["runs"].items():
+        lines += [f"### {threads} thread(s)", "",
+                  "| figure | " + " | ".join(f"{k}: {SYSTEMS[k]}" for k in runs) + " |",
+                  "|---|" + "---|" * len(runs)]
+
+        def row(label, get, lower_better=True):
+            vals = {k: get(v) for k, v in runs.items()}
+            cells = []
+            for k, v in vals.items():
+                if v is None:
+                    cells.append("–")
+                    continue
+                ra = v / vals["a"] if vals.get("a") else None
+                re = v / vals["e"] if vals.get("e") else None
+                cells.append(f"{v:.3g} ({ra:.2f}× a, {re:.2f}× e)" if ra and re else f"{v:.3g}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+        for w in WORKLOADS:
+            row(f"{w} p50 ms", lambda r, w=w: r["latency"][w]["p50_ms"])
+            row(f"{w} p99 ms", lambda r, w=w: r["latency"][w]["p99_ms"])
+        for bs in ("1", "8", "32"):
+            row(f"throughput bs={bs} texts/s", lambda r, bs=bs: r["throughput"][bs]["texts_per_s"])
+        row("cold start s", lambda r: r.get("cold_start_s"))
+        row("peak RSS MB", lambda r: r["peak_rss_mb"])
+        lines.append("")
+    sizes = result["sizes_mb"]
+    lines.append("Model files: " + ", ".join(f"{k} {v:.2f} MB" for k, v in sizes.items()))
+    return "\n".join(lines) + "\n"
+
+
+def chart(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = result["runs"][min(result["runs"])]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.16
+    for i, (k, r) in enumerate(runs.items()):
+        ax.bar([x + i * width for x in range(len(WORKLOADS))], [r["latency"][w]["p50_ms"] for w in WORKLOADS],
+               width, label=f"{k}: {SYSTEMS[k]}")
+    ax.set_xticks([x + 2 * width for x in range(len(WORKLOADS))], WORKLOADS)
+    ax.set_yscale("log")
+    ax.set_ylabel("p50 latency, ms (log)")
+    ax.set_title(f"koner: batch-1 latency, {min(result['runs'])} thread(s)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def compare(result: dict) -> None:
+    committed = subprocess.run(["git", "ls-files", "benchmarks/results/*.json"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.split()
+    if not committed:
+        print("no committed run to compare with")
+        return
+    last = json.loads((ROOT / sorted(committed)[-1]).read_text())
+    print(f"this run vs {sorted(committed)[-1]} (ratio; < 1 is faster):")
+    for threads, runs in result["runs"].items():
+        for k, r in runs.items():
+            old = last["runs"].get(threads, {}).get(k)
+            if old:
+                ratios = ", ".join(f"{w} {r['latency'][w]['p50_ms'] / old['latency'][w]['p50_ms']:.2f}"
+                                   for w in WORKLOADS)
+                print(f"  {threads}t {k}: p50 {ratios}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", default=str(ROOT / "standin" / "model"), help="PyTorch checkpoint folder")
+    ap.add_argument("--model", default=str(ROOT / "runtime" / "koner" / "models" / "default"),
+                    help="koner int8 model folder")
+    ap.add_argument("--fp32-dir", help="koner folder with model-fp32.onnx (default: exported now)")
+    ap.add_argument("--optimum-dir")
+    ap.add_argument("--threads", type=int, nargs="*", default=None)
+    ap.add_argument("--systems", default="abcde")
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--corpus-size", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="every system and workload, briefly; keeps nothing")
+    ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        args.threads = args.threads[0] if isinstance(args.threads, list) else args.threads
+        return worker(args)
+    threads_list = args.threads or ([1] if args.quick else [1, 2])
+    if args.quick:
+        args.reps, args.corpus_size = 5, 40
+    with tempfile.TemporaryDirectory() as tmp:
+        print("[bench] preparing the fp32 export and optimum's folder", file=sys.stderr, flush=True)
+        prepare(args, Path(tmp))
+        result = {"machine": machine(), "versions": versions(), "commit": git_commit(), "quick": args.quick,
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": {},
+                  "sizes_mb": {"pytorch model.safetensors": (Path(args.source) / "model.safetensors").stat().st_size / 1e6
+                               if (Path(args.source) / "model.safetensors").exists() else 0,
+                               "fp32 model-fp32.onnx": (Path(args.fp32_dir) / "model-fp32.onnx").stat().st_size / 1e6,
+                               "int8 model.onnx": (Path(args.model) / "model.onnx").stat().st_size / 1e6}}
+        steps = [(t, s) for t in threads_list for s in args.systems]
+        for n, (t, s) in enumerate(steps, 1):
+            print(f"[bench] {n}/{len(steps)} {SYSTEMS[s]}, {t} thread(s)", file=sys.stderr, flush=True)
+            r = run_child(args, s, t, cold=False)
+            r["cold_start_s"] = run_child(args, s, t, cold=True)["cold_start_s"]
+            result["runs"].setdefault(str(t), {})[s] = r
+    md = table(result)
+    print(md)
+    if args.compare:
+        compare(result)
+    if not args.quick or args.out != RESULTS:
+        args.out.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        (args.out / f"{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
+        (args.out / f"{stamp}.md").write_text(md)
+        chart(result, args.out / f"{stamp}.png")
+        print(f"[bench] wrote {args.out}/{stamp}.json, .md, .png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
