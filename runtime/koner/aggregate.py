@@ -36,6 +36,8 @@ def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, .
              join: Callable[[list[str]], str], unk_id: int) -> list[Entity]:
     """The entities of one text from one logits row per token."""
     scores = softmax(logits.astype(np.float32, copy=False))
+    if strategy in ("none", "simple"):
+        return _token_entities(text, tokens, scores, labels, strategy, join, unk_id)
     pre = []  # (word, scores, start, end, index, is_subword)
     for idx in np.flatnonzero(~tokens.special):
         idx = int(idx)
@@ -47,16 +49,26 @@ def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, .
             word, is_subword = word_ref, False
         pre.append((word, scores[idx], start, end, idx, is_subword))
 
-    if strategy in ("none", "simple"):
-        items = []
-        for word, sc, start, end, idx, _ in pre:
-            k = int(sc.argmax())
-            items.append((labels[k], sc[k], word, start, end, idx))
-        if strategy == "none":
-            return [Entity(label=lab, start=s, end=e, score=float(score), text=text[s:e], word=w, index=i)
-                    for lab, score, w, s, e, i in items if lab != "O"]
-    else:
-        items = _words(pre, strategy, labels, join)
+    return _group(_words(pre, strategy, labels, join), text, join)
+
+
+def _token_entities(text, tokens, scores, labels, strategy, join, unk_id) -> list[Entity]:
+    """`none` and `simple`: each token labelled by its argmax; only non-O tokens need their words."""
+    best = scores.argmax(-1)
+    items = []
+    for idx in np.flatnonzero(~tokens.special):
+        idx = int(idx)
+        k = int(best[idx])
+        label = labels[k]
+        start, end = tokens.offsets[idx]
+        if label == "O":
+            items.append((label, None, None, start, end, idx))
+            continue
+        word = text[start:end] if int(tokens.ids[idx]) == unk_id else tokens.strings[idx]
+        items.append((label, scores[idx, k], word, start, end, idx))
+    if strategy == "none":
+        return [Entity(label=lab, start=s, end=e, score=float(score), text=text[s:e], word=w, index=i)
+                for lab, score, w, s, e, i in items if lab != "O"]
     return _group(items, text, join)
 
 
@@ -96,7 +108,8 @@ def _group(items: list[tuple], text: str, join) -> list[Entity]:
         label = run[0][0].split("-", 1)[-1]
         if label == "O":
             return
-        score = np.mean(np.nanmean([r[1] for r in run]))
+        # the pipeline's np.mean(np.nanmean(scores)); for one token that is the score itself
+        score = run[0][1] if len(run) == 1 else np.mean(np.nanmean([r[1] for r in run]))
         start, end = run[0][3], run[-1][4]
         out.append(Entity(label=label, start=start, end=end, score=float(score), text=text[start:end],
                           word=join([r[2] for r in run])))

@@ -87,7 +87,8 @@ class NER:
         results: list[list[Entity]] = [[] for _ in texts]
         if not live:
             return results
-        toks = self.tokenizer.encode_batch([texts[i] for i in live])
+        toks = ([self.tokenizer.encode(texts[live[0]])] if len(live) == 1 else
+                self.tokenizer.encode_batch([texts[i] for i in live]))
         plans = [win.plan(k, t, self.max_length, self.overlap) for k, t in enumerate(toks)]
         flat = [w for p in plans for w in p]
         logits = self._run(flat, batch_size)
