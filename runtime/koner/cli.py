@@ -19,7 +19,7 @@ def _heavy(module: str):
         return importlib.import_module(module)
     except ImportError as exc:
         if exc.name and exc.name.split(".")[0] in ("torch", "transformers", "onnx", "optimum", "koner_export",
-                                                    "safetensors", "huggingface_hub", "psutil"):
+                                                    "safetensors", "huggingface_hub", "matplotlib"):
             raise SystemExit(f"koner: {EXTRA_HINT} (missing: {exc.name})") from None
         raise
 
