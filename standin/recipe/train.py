@@ -322,11 +322,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
-    ap.add_argument("--pretrain-steps", type=int, default=6000)
+    ap.add_argument("--pretrain-steps", type=int, default=1000)
     ap.add_argument("--pretrain-seconds", type=float, default=0.0,
                     help="instead of --pretrain-steps: fit the step count to this time budget")
     ap.add_argument("--no-pretrain", action="store_true", help="fine-tune from random initialisation")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--long-share", type=float, default=0.1, help="share of final steps at 512 tokens")
     ap.add_argument("--lr", type=float, default=1e-3)
