@@ -37,7 +37,9 @@ class NER:
         self.overlap = overlap
         self.aggregation = aggregation
         self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase)
-        self.session = ModelSession(folder / (model_file or self.manifest.model_file), options)
+        own_file = model_file in (None, self.manifest.model_file)
+        quantized = ("quantization" in self.manifest.raw) if own_file else None  # None: look in the file
+        self.session = ModelSession(folder / (model_file or self.manifest.model_file), options, quantized)
         # Dynamic int8 quantization scales the activations of a whole call together, so a padded batch
         # would make one text's labels depend on its neighbours: quantized models run one window a call.
         self._rows_alone = self.session.quantized

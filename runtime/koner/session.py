@@ -41,7 +41,7 @@ def default_threads() -> int:
 class ModelSession:
     """The model under onnxruntime; `run` may be called from many threads at once."""
 
-    def __init__(self, path: Path, options: SessionOptions = SessionOptions()):
+    def __init__(self, path: Path, options: SessionOptions = SessionOptions(), quantized: Optional[bool] = None):
         if not path.is_file():
             raise OnnxModelError(path, "missing; re-export the model with `koner export`")
         if options.optimization not in _LEVELS:
@@ -68,7 +68,7 @@ class ModelSession:
         if "input_ids" not in self.input_names:
             raise OnnxModelError(path, f"has inputs {self.input_names}, not input_ids; export it with `koner export`")
         self.output_width = self._sess.get_outputs()[0].shape[-1]
-        self.quantized = _is_quantized(path)
+        self.quantized = _is_quantized(path) if quantized is None else quantized
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Logits [batch, seq, labels] for padded ids and their attention mask."""

@@ -29,7 +29,8 @@ class TextTokenizer:
             raise TokenizerError(path, "missing; re-export the model with `koner export`")
         try:
             self._tok = Tokenizer.from_file(str(path))
-            spec = json.loads(self._tok.to_str())
+            normalizer = self._tok.normalizer
+            spec = {"normalizer": json.loads(normalizer.__getstate__()) if normalizer is not None else None}
         except Exception as exc:  # tokenizers raises plain Exception on bad files
             raise TokenizerError(path, f"cannot be read ({exc}); re-export the model with `koner export`") from None
         self._tok.no_truncation()
