@@ -38,12 +38,12 @@ def test_jsonl_with_bad_lines_answers_the_good_ones_in_order():
              "{broken json",
              json.dumps({"id": 3}),
              json.dumps({"id": 4, "text": 42}),
-             json.dumps({"id": 5, "text": "서울역으로 안내해줘. " * 400}, ensure_ascii=False),
+             json.dumps({"id": 5, "text": "서울역으로 안내해줘. " * 3000}, ensure_ascii=False),
              json.dumps({"id": 6, "text": "에어컨 온도 3도 올려줘."}, ensure_ascii=False)]
     out = run(["ner", "--jsonl"], stdin="\n".join(lines) + "\n")
     assert out.returncode == 1
     assert [json.loads(l)["id"] for l in out.stdout.splitlines()] == [1, 5, 6]
-    assert len(json.loads(out.stdout.splitlines()[1])["entities"]) >= 400
+    assert len(json.loads(out.stdout.splitlines()[1])["entities"]) >= 3000
     for n, why in ((2, "not valid JSON"), (3, "no 'text' field"), (4, "'text' is int")):
         assert f"stdin line {n}: {why}" in out.stderr
     assert "3 input line(s) failed" in out.stderr

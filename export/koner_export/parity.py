@@ -123,7 +123,7 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     for r, t in zip(rows, texts):
         toks = rt8.tokenizer.encode(t)
         fits.append(len(toks.ids) <= rt8.max_length)
-        plan = win.plan(0, toks, rt8.max_length, rt8.overlap)
+        plan = win.plan(toks, rt8.max_length, rt8.overlap)
         ref_l, l32, l8 = [], [], []
         for w in plan:
             ids = w.ids[None, :]

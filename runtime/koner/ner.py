@@ -91,11 +91,11 @@ class NER:
             return results
         toks = ([self.tokenizer.encode(texts[live[0]])] if len(live) == 1 else
                 self.tokenizer.encode_batch([texts[i] for i in live]))
-        plans = [win.plan(k, t, self.max_length, self.overlap) for k, t in enumerate(toks)]
+        plans = [win.plan(t, self.max_length, self.overlap) for t in toks]
         flat = [w for p in plans for w in p]
         logits = self._run(flat, batch_size)
         pos = 0
-        for k, (i, t, p) in enumerate(zip(live, toks, plans)):
+        for i, t, p in zip(live, toks, plans):
             rows = logits[pos:pos + len(p)]
             pos += len(p)
             merged = win.stitch(len(t.ids), p, rows)

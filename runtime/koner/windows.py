@@ -20,22 +20,21 @@ from .tokens import Tokens
 class Window:
     """One model input: token ids with [CLS]/[SEP], and where its content starts in the text's tokens."""
 
-    text_index: int
     ids: np.ndarray
     start: int  # index of the first content token in the text's token sequence (1 = just after [CLS])
 
 
-def plan(text_index: int, tokens: Tokens, max_length: int, overlap: int) -> list[Window]:
+def plan(tokens: Tokens, max_length: int, overlap: int) -> list[Window]:
     """The windows that cover every token of one text."""
     n = len(tokens.ids)
     if n <= max_length:
-        return [Window(text_index, tokens.ids, 1)]
+        return [Window(tokens.ids, 1)]
     content = tokens.ids[1:-1]
     width = max_length - 2
     stride = width - overlap
     starts = list(range(0, len(content) - width, stride)) + [len(content) - width]
     cls, sep = tokens.ids[:1], tokens.ids[-1:]
-    return [Window(text_index, np.concatenate([cls, content[s:s + width], sep]), s + 1) for s in starts]
+    return [Window(np.concatenate([cls, content[s:s + width], sep]), s + 1) for s in starts]
 
 
 def stitch(n_tokens: int, windows: list[Window], logits: list[np.ndarray]) -> np.ndarray:
