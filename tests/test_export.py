@@ -115,3 +115,20 @@ def test_out_dir_not_writable(tmp_path):
     blocker.write_text("")
     _fails(koner("export", str(STANDIN), "-o", str(blocker / "o")), "no such folder")
     _fails(koner("export", str(STANDIN), "-o", "/proc/koner-out"), "cannot write")
+
+
+def test_accuracy_aware_quantization_keeps_sensitive_nodes_in_float(tmp_path, export_dir):
+    from koner_export.accuracy import CALIBRATION, fit_exclusions
+    from koner_export.checkpoint import load
+    from koner_export.quantize import QuantOptions
+
+    corpus = tmp_path / "calib.jsonl"
+    corpus.write_text("".join(open(CALIBRATION, encoding="utf-8").readlines()[:60]), "utf-8")
+    opts, rep = fit_exclusions(load(STANDIN), export_dir / "model-fp32.onnx", QuantOptions(), 1.0, corpus,
+                               lambda m: None, min_sentence_agreement=1.0)
+    assert rep["full_int8"]["token_agreement"] < 1.0  # the stand-in's near-ties flip under int8
+    assert rep["kept_in_float"] and opts.exclude
+    ranked = list(rep["sensitivity"])
+    assert rep["kept_in_float"] == ranked[:len(rep["kept_in_float"])]  # most sensitive first
+    assert rep["result"]["bytes"] > rep["full_int8"]["bytes"]  # what it cost is reported
+    assert rep["result"]["token_agreement"] >= rep["full_int8"]["token_agreement"]

@@ -35,14 +35,10 @@ def _batches(ckpt, texts: list[str]):
 
 
 def _logits(path: Path, batches) -> list[np.ndarray]:
-    import onnxruntime as ort
+    from koner.session import ModelSession, SessionOptions
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return [sess.run(None, {"input_ids": i, "attention_mask": m, "token_type_ids": np.zeros_like(i)})[0][0]
-            for i, m in batches]
+    sess = ModelSession(path, SessionOptions(threads=2))
+    return [sess.run(i, m)[0] for i, m in batches]
 
 
 def _agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[float, float]:

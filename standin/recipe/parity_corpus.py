@@ -10,6 +10,7 @@ import json
 import random
 from pathlib import Path
 
+from .evaluate import bio_spans
 from .prepare import DATA, heldout_ids, load_subtype_map, read_konec
 
 OUT = Path(__file__).resolve().parents[2] / "export" / "koner_export" / "data" / "parity-corpus.jsonl"
@@ -50,15 +51,8 @@ MIXED = ["😀 오늘 잠실 야구장 가요! ⚾", "ㅋㅋㅋ 진짜 웃기다
 
 
 def gold_spans(chars: list[str]) -> list[list]:
-    spans, start, tag = [], None, None
-    for i, lab in enumerate(chars + ["O"]):
-        p, _, t = lab.partition("-")
-        if start is not None and not (p == "I" and t == tag):
-            spans.append([start, i, tag])
-            start = tag = None
-        if p in ("B", "I") and start is None:
-            start, tag = i, t
-    return spans
+    """Gold [start, end, tag] character spans, in text order."""
+    return [list(span) for span in sorted(bio_spans(chars))]
 
 
 def main() -> None:
