@@ -63,3 +63,13 @@ def test_missing_model_folder_is_one_line_error(tmp_path):
     out = run(["ner", "서울", "--model", str(tmp_path / "nope")])
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "no such model folder" in out.stderr
+
+
+def test_invalid_utf8_on_stdin_is_answered_not_fatal():
+    data = "아이유 노래 검색해줘.\n".encode() + b"\xff\xfe broken \xc3\n" + "서울역으로 안내해줘.\n".encode()
+    out = subprocess.run(KONER + ["ner"], input=data, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr.decode()
+    recs = [json.loads(l) for l in out.stdout.decode("utf-8").splitlines()]
+    assert [r["line"] for r in recs] == [1, 2, 3]
+    assert recs[1]["text"] == "\udcff\udcfe broken \udcc3"  # the bytes survive as escapes
+    assert recs[2]["entities"][0]["word"] == "서울역"

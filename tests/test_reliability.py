@@ -12,10 +12,11 @@ from conftest import ROOT
 
 HANGUL = st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3)
 JAMO = st.characters(min_codepoint=0x1100, max_codepoint=0x11FF)
+SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)  # lone, as broken decoding leaves them
 ODD = st.sampled_from(["\u0000", "\u200d", "\u0301", "\u202e", "\t", "\n", "\r", " ", "  ", "\u3000", "👨‍👩‍👧",
                        "🇰🇷", "😀", "\ufeff", "\x7f", "\ud7a3", "e\u0301", "ﾊﾝｸﾞﾙ", "[CLS]", "[SEP]", "##", "서울역",
                        "아이유", "삼성전자", "2023년"])
-TEXT = st.lists(st.one_of(HANGUL, JAMO, ODD, st.characters(blacklist_categories=("Cs",))), max_size=80).map("".join)
+TEXT = st.lists(st.one_of(HANGUL, JAMO, ODD, SURROGATE, st.characters()), max_size=80).map("".join)
 
 
 def _check(text, ents):
@@ -41,6 +42,13 @@ def test_any_unicode_gives_valid_exact_offsets(ner, text):
 def test_batches_and_strategies_on_any_unicode(ner, texts, strategy):
     for t, ents in zip(texts, ner.batch(texts, batch_size=3, aggregation=strategy)):
         _check(t, ents)
+
+
+def test_broken_encoding_keeps_offsets(ner):
+    text = "아이유 노래 \udc80검색해줘." + "\udcff"  # as bytes.decode(errors="surrogateescape") leaves them
+    ents = ner(text)
+    assert ("PS", 0, 3) in {(e.label, e.start, e.end) for e in ents}
+    _check(text, ents)
 
 
 def test_2000_repetitions_keep_every_entity(ner):

@@ -10,11 +10,26 @@ from .entity import Entity
 from .ner import NER
 
 
+def _printable(s: str) -> str:
+    """`s` with undecodable input bytes (lone surrogates) shown as U+FFFD."""
+    return s.encode("utf-8", "replace").decode("utf-8") if not s.isascii() else s
+
+
 def _table(text: str, ents: list[Entity]) -> str:
     if not ents:
-        return f"{text}\n  (no entities)\n"
-    rows = [f"  {e.label:<4} {e.start:>5}-{e.end:<5} {e.score:.3f}  {e.text}" for e in ents]
-    return f"{text}\n" + "\n".join(rows) + "\n"
+        return f"{_printable(text)}\n  (no entities)\n"
+    rows = [f"  {e.label:<4} {e.start:>5}-{e.end:<5} {e.score:.3f}  {_printable(e.text)}" for e in ents]
+    return f"{_printable(text)}\n" + "\n".join(rows) + "\n"
+
+
+def _json(obj) -> str:
+    """One JSON line; Korean as is, undecodable input bytes as \\udcXX escapes (lossless)."""
+    line = json.dumps(obj, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj)
+    return line + "\n"
 
 
 def _items(stream, jsonl: bool) -> Iterator[tuple[int, Optional[object], Optional[str], Optional[str]]]:
@@ -49,7 +64,7 @@ def run_ner(args) -> int:
         if args.text is not None:
             ents = ner(args.text)
             out.write(_table(args.text, ents) if table else
-                      json.dumps({"text": args.text, "entities": [e.to_dict() for e in ents]}, ensure_ascii=False) + "\n")
+                      _json({"text": args.text, "entities": [e.to_dict() for e in ents]}))
             out.flush()
             return 0
         pending: list[tuple] = []
@@ -61,11 +76,15 @@ def run_ner(args) -> int:
                     out.write(_table(text, ents))
                 else:
                     key = {"id": ident} if args.jsonl else {"line": n, "text": text}
-                    out.write(json.dumps({**key, "entities": [e.to_dict() for e in ents]}, ensure_ascii=False) + "\n")
+                    out.write(_json({**key, "entities": [e.to_dict() for e in ents]}))
             out.flush()
             pending.clear()
 
-        for n, ident, text, err in _items(sys.stdin, args.jsonl):
+        # bytes that are not UTF-8 reach the model as lone surrogates instead of stopping the stream
+        stdin = sys.stdin
+        if hasattr(stdin, "reconfigure"):
+            stdin.reconfigure(errors="surrogateescape")
+        for n, ident, text, err in _items(stdin, args.jsonl):
             if err is not None:
                 flush()  # keep output in input order
                 failed += 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,17 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .errors import TokenizerError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """`text` with lone surrogates (from broken decoding) as U+FFFD: same length, so offsets hold."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -47,14 +59,15 @@ class TextTokenizer:
 
     def encode(self, text: str) -> Tokens:
         """Tokenize one text, whole: no truncation."""
-        return _tokens(self._tok.encode(text))
+        return _tokens(self._tok.encode(_encodable(text)))
 
     def encode_batch(self, texts: list[str]) -> list[Tokens]:
         """Tokenize several texts, whole."""
-        return [_tokens(e) for e in self._tok.encode_batch(texts)]
+        return [_tokens(e) for e in self._tok.encode_batch([_encodable(t) for t in texts])]
 
     def join(self, pieces: list[str]) -> str:
         """Tokens back to a string, as transformers' `convert_tokens_to_string` does."""
+        pieces = [_encodable(p) for p in pieces]
         return self.decoder.decode(pieces) if self.decoder is not None else " ".join(pieces)
 
 
