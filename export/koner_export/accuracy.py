@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .quantize import QuantOptions, quantizable_nodes, quantize
+from .quantize import QuantOptions, preprocess, quantizable_nodes, quantize
 
 CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl"
 
@@ -64,17 +64,18 @@ def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, 
         ref = [ckpt.model(input_ids=torch.from_numpy(i), attention_mask=torch.from_numpy(m),
                           token_type_ids=torch.zeros_like(torch.from_numpy(i))).logits[0].numpy()
                for i, m in batches]
-    nodes = [n for n in quantizable_nodes(fp32, quant.op_types) if n not in quant.exclude]
-    groups: dict[str, list[str]] = {}
-    for n in nodes:
-        groups.setdefault(_group(n), []).append(n)
     report: dict = {"calibration_texts": len(texts), "targets": {"token": min_agreement,
                                                                  "sentence": min_sentence_agreement}}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "q.onnx"
+        out, pre = Path(tmp) / "q.onnx", Path(tmp) / "pre.onnx"
+        preprocess(fp32, pre)  # once, for every trial below
+        nodes = [n for n in quantizable_nodes(pre, quant.op_types) if n not in quant.exclude]
+        groups: dict[str, list[str]] = {}
+        for n in nodes:
+            groups.setdefault(_group(n), []).append(n)
 
         def measure(opts: QuantOptions):
-            quantize(fp32, out, opts)
+            quantize(pre, out, opts, preprocessed=True)
             t0 = time.perf_counter()
             got = _logits(out, batches)
             secs = time.perf_counter() - t0

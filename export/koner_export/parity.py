@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -106,8 +106,8 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     # 1. tokenization
     progress(f"tokenization on {len(texts)} texts")
     tok_bad = []
-    for r, t in zip(rows, texts):
-        mine = rt8.tokenizer.encode(t)
+    encoded = [rt8.tokenizer.encode(t) for t in texts]
+    for r, t, mine in zip(rows, texts, encoded):
         ref = ckpt.tokenizer(t, return_offsets_mapping=True, add_special_tokens=True)
         if list(mine.ids) != list(ref["input_ids"]) or [tuple(o) for o in mine.offsets] != \
                 [tuple(o) for o in ref["offset_mapping"]]:
@@ -120,8 +120,7 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     agree8 = agree32 = n_tok = 0
     flips = []
     fits = []
-    for r, t in zip(rows, texts):
-        toks = rt8.tokenizer.encode(t)
+    for r, t, toks in zip(rows, texts, encoded):
         fits.append(len(toks.ids) <= rt8.max_length)
         plan = win.plan(toks, rt8.max_length, rt8.overlap)
         ref_l, l32, l8 = [], [], []
@@ -187,8 +186,7 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
 
     summary = {
         "texts": len(rows), "texts_within_max_length": len(fit_idx), "tokens": n_tok,
-        "categories": dict(sorted(defaultdict(int, {c: sum(r["category"] == c for r in rows)
-                                                    for c in {r["category"] for r in rows}}).items())),
+        "categories": dict(sorted(Counter(r["category"] for r in rows).items())),
         "tokenization_identical": round(1 - len(tok_bad) / max(1, len(rows)), 4),
         "fp32_max_abs_logit_diff": float(f"{max_diff32:.2e}"),
         "fp32_token_agreement": round(agree32 / max(1, n_tok), 5),

@@ -23,28 +23,35 @@ class QuantOptions:
         return d
 
 
-def quantize(fp32: Path, out: Path, opts: QuantOptions) -> None:
-    """Write the dynamically quantized model of `fp32` to `out`."""
+def preprocess(fp32: Path, out: Path) -> None:
+    """Constant folding and shape inference before quantization: a smaller graph, same arithmetic."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+
+
+def quantize(fp32: Path, out: Path, opts: QuantOptions, *, preprocessed: bool = False) -> None:
+    """Write the dynamically quantized model of `fp32` to `out` (`preprocessed`: `preprocess` already ran)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = fp32
+        if not preprocessed:
+            src = Path(tmp) / "pre.onnx"
+            preprocess(fp32, src)
+        _quantize(src, out, opts)
+
+
+def _quantize(src: Path, out: Path, opts: QuantOptions) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        # constant folding and shape inference: a smaller graph, same arithmetic
-        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
-                         op_types_to_quantize=list(opts.op_types), nodes_to_exclude=list(opts.exclude),
-                         per_channel=opts.per_channel, reduce_range=opts.reduce_range)
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
+                     op_types_to_quantize=list(opts.op_types), nodes_to_exclude=list(opts.exclude),
+                     per_channel=opts.per_channel, reduce_range=opts.reduce_range)
 
 
-def quantizable_nodes(fp32: Path, op_types: list[str]) -> list[str]:
-    """Names of the nodes of the pre-processed graph that quantization would touch."""
+def quantizable_nodes(preprocessed: Path, op_types: list[str]) -> list[str]:
+    """Names of the nodes of a pre-processed graph that quantization would touch."""
     import onnx
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        graph = onnx.load(str(pre)).graph
+    graph = onnx.load(str(preprocessed)).graph
     weights = {i.name for i in graph.initializer}
     return [n.name for n in graph.node if n.op_type in op_types and any(x in weights for x in n.input)]
