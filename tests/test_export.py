@@ -28,6 +28,9 @@ def test_int8_export_is_small_and_loads(export_dir):
     assert manifest["quantization"]["weight_type"] == "int8"
     assert set(manifest["files"]) == {"model.onnx", "model-fp32.onnx", "tokenizer.json"}
     assert manifest["source"]["files"]["model.safetensors"]
+    # the file already holds onnxruntime's fused int8 MatMuls, so sessions start without re-fusing the graph
+    assert manifest["export"]["graph_optimization"] == "extended"
+    assert b"DynamicQuantizeMatMul" in (export_dir / "model.onnx").read_bytes()
     ents = NER.load(export_dir)("아이유 노래 검색해줘.")
     assert ("PS", "아이유") in {(e.label, e.text) for e in ents}
 

@@ -13,6 +13,7 @@ from typing import Optional
 from .checkpoint import load, sha256
 from .errors import ExportError, OutputExistsError, ParityError
 from .onnx_export import OPSET, export as to_onnx, validate
+from .optimize import LEVEL as GRAPH_LEVEL, optimize
 from .quantize import QuantOptions, quantize
 from .source import resolve
 
@@ -90,8 +91,12 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
 
             quant, report = fit_exclusions(ckpt, fp32, quant, min_agreement, corpus, progress)
             manifest["accuracy_aware"] = report
-        quantize(fp32, tmp / MODEL, quant)
+        quantize(fp32, tmp / "model-int8.onnx", quant)
         manifest["quantization"] = quant.to_json()
+        progress(f"optimizing the graph ({GRAPH_LEVEL} level)")
+        optimize(tmp / "model-int8.onnx", tmp / MODEL)
+        (tmp / "model-int8.onnx").unlink()
+        manifest["export"]["graph_optimization"] = GRAPH_LEVEL
         _write_manifest(tmp, manifest, keep_fp32)
         if parity:
             from .parity import run_parity

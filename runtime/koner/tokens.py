@@ -49,7 +49,7 @@ class TextTokenizer:
         self._tok.no_padding()
         _check_normalizer(path, spec.get("normalizer"), lowercase)
         self.path = path
-        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        self.vocab_size = _vocab_size(self._tok)
         self.unk_id = self._tok.token_to_id("[UNK]")
         self.cls_id = self._tok.token_to_id("[CLS]")
         self.sep_id = self._tok.token_to_id("[SEP]")
@@ -69,6 +69,17 @@ class TextTokenizer:
         """Tokens back to a string, as transformers' `convert_tokens_to_string` does."""
         pieces = [_encodable(p) for p in pieces]
         return self.decoder.decode(pieces) if self.decoder is not None else " ".join(pieces)
+
+
+def _vocab_size(tok: Tokenizer) -> int:
+    """One past the highest token id (ids are contiguous), found without copying the vocabulary."""
+    lo, hi = 0, 1
+    while tok.id_to_token(hi) is not None:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # id_to_token(lo) exists, id_to_token(hi) does not
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if tok.id_to_token(mid) is not None else (lo, mid)
+    return hi
 
 
 def _tokens(enc) -> Tokens:

@@ -254,6 +254,18 @@ def predict(model, ids, dev: str, batch: int = 64):
     return preds
 
 
+def init_embeddings(model, path: Path, std: float, log: Log) -> None:
+    """Word-piece embeddings from the `embeddings` step (rows of NaN keep their random values)."""
+    vecs = np.load(path)
+    seen = ~np.isnan(vecs).any(axis=1)
+    v = vecs[seen]
+    v = (v - v.mean(axis=0)) * (std / v.std())
+    with torch.no_grad():
+        w = model.electra.embeddings.word_embeddings.weight
+        w[torch.from_numpy(np.flatnonzero(seen))] = torch.from_numpy(v).to(w.dtype)
+    log(f"finetune: word-piece embeddings for {int(seen.sum())} pieces from {path} (std {std})")
+
+
 def finetune(args, disc_state: dict, log: Log):
     from transformers import ElectraForTokenClassification
 
@@ -264,6 +276,8 @@ def finetune(args, disc_state: dict, log: Log):
     if disc_state is not None:
         enc = {k[len("electra."):]: v for k, v in disc_state.items() if k.startswith("electra.")}
         model.electra.load_state_dict(enc)
+    if args.init_embeddings:
+        init_embeddings(model, args.init_embeddings, args.embedding_std, log)
     model.to(dev)
     data = np.load(args.data / "ner.npz", allow_pickle=True)
     tr_ids, tr_lab = list(data["train_ids"]), list(data["train_labels"])
@@ -297,6 +311,9 @@ def finetune(args, disc_state: dict, log: Log):
             step += 1
             losses.append(loss.item())
         log(f"finetune epoch {epoch + 1}/{args.ft_epochs} loss {np.mean(losses):.4f}")
+        if args.eval_every and (epoch + 1) % args.eval_every == 0 and epoch + 1 < args.ft_epochs:
+            m = evaluate_heldout(model, args)["micro"]
+            log(f"finetune epoch {epoch + 1}: held-out F1 {m['f1']:.4f} P {m['precision']:.4f} R {m['recall']:.4f}")
         save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "step": step},
                     ckpt_path)
     return model
@@ -335,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ft-lr", type=float, default=3e-4)
     ap.add_argument("--ft-batch", type=int, default=32)
     ap.add_argument("--pack-share", type=float, default=0.25)
+    ap.add_argument("--init-embeddings", type=Path, help="word-piece vectors from the embeddings step")
+    ap.add_argument("--embedding-std", type=float, default=0.05, help="scale of those vectors")
+    ap.add_argument("--eval-every", type=int, default=0, help="log held-out F1 every N fine-tune epochs")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--ckpt-every", type=int, default=250)
     args = ap.parse_args(argv)
