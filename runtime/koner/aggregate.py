@@ -53,23 +53,48 @@ def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, .
 
 
 def _token_entities(text, tokens, scores, labels, strategy, join, unk_id) -> list[Entity]:
-    """`none` and `simple`: each token labelled by its argmax; only non-O tokens need their words."""
-    best = scores.argmax(-1)
-    items = []
-    for idx in np.flatnonzero(~tokens.special):
-        idx = int(idx)
-        k = int(best[idx])
+    """`none` and `simple`: each token labelled by its argmax; only tokens not labelled O are visited."""
+    visible = np.flatnonzero(~tokens.special)  # the pipeline drops special tokens before grouping
+    best = scores[visible].argmax(-1)
+    named = np.flatnonzero(np.asarray([lab != "O" for lab in labels])[best])
+    ents: list[Entity] = []
+    run: list[tuple] = []  # (label, score, word, start, end, index) of the open group
+    prev = -2
+    for j in named.tolist():
+        idx = int(visible[j])
+        k = int(best[j])
         label = labels[k]
         start, end = tokens.offsets[idx]
-        if label == "O":
-            items.append((label, None, None, start, end, idx))
-            continue
         word = text[start:end] if int(tokens.ids[idx]) == unk_id else tokens.strings[idx]
-        items.append((label, scores[idx, k], word, start, end, idx))
-    if strategy == "none":
-        return [Entity(label=lab, start=s, end=e, score=float(score), text=text[s:e], word=w, index=i)
-                for lab, score, w, s, e, i in items if lab != "O"]
-    return _group(items, text, join)
+        item = (label, scores[idx, k], word, start, end, idx)
+        if strategy == "none":
+            ents.append(Entity(label=label, start=start, end=end, score=float(item[1]), text=text[start:end],
+                               word=word, index=idx))
+            continue
+        # a token joins the open group when it follows it directly with an I- of the same tag
+        if run and j == prev + 1 and _tag(label) == ("I", _tag(run[-1][0])[1]):
+            run.append(item)
+        else:
+            if run:
+                ents.append(_entity(run, text, join))
+            run = [item]
+        prev = j
+    if run:
+        ents.append(_entity(run, text, join))
+    return ents
+
+
+def _entity(run: list[tuple], text: str, join) -> Entity:
+    """One group of tokens (or words) as an Entity with the group's mean score."""
+    label = run[0][0].split("-", 1)[-1]
+    if len(run) == 1:
+        score = float(run[0][1])
+    else:  # the pipeline's np.mean(np.nanmean(scores)); scores of finite logits have no NaN
+        vals = [float(r[1]) for r in run]
+        score = float(np.nanmean(vals)) if any(v != v for v in vals) else sum(vals) / len(vals)
+    start, end = run[0][3], run[-1][4]
+    return Entity(label=label, start=start, end=end, score=score, text=text[start:end],
+                  word=join([r[2] for r in run]))
 
 
 def _words(pre, strategy: str, labels, join) -> list[tuple]:
@@ -101,28 +126,18 @@ def _words(pre, strategy: str, labels, join) -> list[tuple]:
 
 
 def _group(items: list[tuple], text: str, join) -> list[Entity]:
+    """B-/I- grouping of labelled words: an O or a new B- (or another tag) closes a group; O groups are dropped."""
     out: list[Entity] = []
     run: list[tuple] = []
-
-    def close():
-        label = run[0][0].split("-", 1)[-1]
-        if label == "O":
-            return
-        # the pipeline's np.mean(np.nanmean(scores)); for one token that is the score itself
-        score = run[0][1] if len(run) == 1 else np.mean(np.nanmean([r[1] for r in run]))
-        start, end = run[0][3], run[-1][4]
-        out.append(Entity(label=label, start=start, end=end, score=float(score), text=text[start:end],
-                          word=join([r[2] for r in run])))
-
     for item in items:
         if run:
             bi, tag = _tag(item[0])
-            _, last_tag = _tag(run[-1][0])
-            if tag == last_tag and bi != "B":
+            if tag == _tag(run[-1][0])[1] and bi != "B":
                 run.append(item)
                 continue
-            close()
+            if run[0][0].split("-", 1)[-1] != "O":
+                out.append(_entity(run, text, join))
         run = [item]
-    if run:
-        close()
+    if run and run[0][0].split("-", 1)[-1] != "O":
+        out.append(_entity(run, text, join))
     return out

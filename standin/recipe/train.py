@@ -1,6 +1,7 @@
-"""Step 2 of the stand-in recipe: ELECTRA pretraining, then NER fine-tuning and held-out evaluation.
+"""Step 2 of the stand-in recipe: optional ELECTRA pretraining, then NER fine-tuning and held-out evaluation.
 
-Reads what `prepare` wrote (pretrain.npy, ner.npz, tokenizer/) and writes, under OUT:
+Reads what `prepare` wrote (pretrain.npy, ner.npz, tokenizer/) and, with --init-embeddings, the word-piece
+vectors of the `embeddings` step; writes, under OUT:
   pretrain.ckpt / finetune.ckpt   resumable checkpoints (model, optimizer, step)
   ner_model.safetensors           the fine-tuned ElectraForTokenClassification state dict
   metrics.json                    held-out entity P/R/F1 (overall, per tag) and token accuracy
@@ -9,8 +10,8 @@ Reads what `prepare` wrote (pretrain.npy, ner.npz, tokenizer/) and writes, under
 Deterministic for a given --seed on CPU (each step's batch is drawn from its own seeded generator).
 
 Usage:
-  python -m standin.recipe.train --data .work/standin -o .work/standin/run            # CPU profile
-  python -m standin.recipe.train --data DIR -o OUT --device cuda --pretrain-seconds 330  # GPU
+  python -m standin.recipe.train --data DIR -o OUT --no-pretrain --init-embeddings DIR/embeddings.npy  # CPU
+  python -m standin.recipe.train --data DIR -o OUT --device cuda --pretrain-seconds 330   # RTD pretraining
 """
 from __future__ import annotations
 
@@ -349,8 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=float, default=0.06)
     ap.add_argument("--ft-epochs", type=int, default=20)
-    ap.add_argument("--ft-lr", type=float, default=3e-4)
-    ap.add_argument("--ft-batch", type=int, default=32)
+    ap.add_argument("--ft-lr", type=float, default=1e-3)
+    ap.add_argument("--ft-batch", type=int, default=16)
     ap.add_argument("--pack-share", type=float, default=0.25)
     ap.add_argument("--init-embeddings", type=Path, help="word-piece vectors from the embeddings step")
     ap.add_argument("--embedding-std", type=float, default=0.05, help="scale of those vectors")
