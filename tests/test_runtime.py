@@ -117,3 +117,14 @@ def test_runtime_needs_no_torch_or_transformers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "('PS', '아이유')" in out.stdout
+
+
+def test_prefused_model_loads_at_basic_level_with_the_same_answers(ner):
+    # the bundled model was fused at export, so "auto" runs onnxruntime's basic level on it
+    full = NER.load(optimization="all")
+    texts = ["어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다.", "에어컨 온도 3도 올려줘."]
+    for a, b in zip(ner.batch(texts), full.batch(texts)):
+        assert [(e.label, e.start, e.end) for e in a] == [(e.label, e.start, e.end) for e in b]
+        assert all(abs(x.score - y.score) < 1e-5 for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="optimization"):
+        NER.load(optimization="fast")

@@ -39,7 +39,8 @@ class NER:
         self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase)
         own_file = model_file in (None, self.manifest.model_file)
         quantized = ("quantization" in self.manifest.raw) if own_file else None  # None: look in the file
-        self.session = ModelSession(folder / (model_file or self.manifest.model_file), options, quantized)
+        prefused = own_file and "graph_optimization" in self.manifest.raw.get("export", {})
+        self.session = ModelSession(folder / (model_file or self.manifest.model_file), options, quantized, prefused)
         # Dynamic int8 quantization scales the activations of a whole call together, so a padded batch
         # would make one text's labels depend on its neighbours: quantized models run one window a call.
         self._rows_alone = self.session.quantized
@@ -48,7 +49,7 @@ class NER:
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, *, threads: Optional[int] = None,
              aggregation: str = "simple", spinning: bool = False, memory_arena: bool = True,
-             optimization: str = "all", overlap: int = 128, model_file: Optional[str] = None) -> "NER":
+             optimization: str = "auto", overlap: int = 128, model_file: Optional[str] = None) -> "NER":
         """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it."""
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization)

@@ -26,7 +26,7 @@ class SessionOptions:
     threads: Optional[int] = None  # intra-op threads; None: min(4, CPUs available)
     spinning: bool = False  # busy-wait between ops: lower latency, more idle CPU
     memory_arena: bool = True
-    optimization: str = "all"  # disable | basic | extended | all
+    optimization: str = "auto"  # auto | disable | basic | extended | all
 
 
 def default_threads() -> int:
@@ -41,11 +41,15 @@ def default_threads() -> int:
 class ModelSession:
     """The model under onnxruntime; `run` may be called from many threads at once."""
 
-    def __init__(self, path: Path, options: SessionOptions = SessionOptions(), quantized: Optional[bool] = None):
+    def __init__(self, path: Path, options: SessionOptions = SessionOptions(), quantized: Optional[bool] = None,
+                 prefused: bool = False):
         if not path.is_file():
             raise OnnxModelError(path, "missing; re-export the model with `koner export`")
-        if options.optimization not in _LEVELS:
-            raise ValueError(f"optimization must be one of {sorted(_LEVELS)}, not {options.optimization!r}")
+        level = options.optimization
+        if level == "auto":  # a graph that export already fused needs only the cheap clean-ups at load time
+            level = "basic" if prefused else "all"
+        if level not in _LEVELS:
+            raise ValueError(f"optimization must be 'auto' or one of {sorted(_LEVELS)}, not {options.optimization!r}")
         threads = options.threads if options.threads is not None else default_threads()
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, not {threads!r}")
@@ -56,7 +60,7 @@ class ModelSession:
         so.enable_cpu_mem_arena = options.memory_arena
         # a memory pattern caches one more block per input shape seen: ~10 MB more peak for long windows, no speed gain
         so.enable_mem_pattern = False
-        so.graph_optimization_level = _LEVELS[options.optimization]
+        so.graph_optimization_level = _LEVELS[level]
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
         so.log_severity_level = 3
         try:
