@@ -15,7 +15,8 @@ class QuantOptions:
     u8u8: bool = False  # uint8 weights: for AVX2/AVX-512 CPUs without VNNI, where u8*s8 can saturate
     op_types: list[str] = field(default_factory=lambda: ["MatMul", "Gather"])
     exclude: list[str] = field(default_factory=list)  # node names kept in float
-    float_head: bool = True  # keep the embedding projection and the classifier in float (~0.1 MB)
+    float_head: bool = True  # keep the classifier in float (~24 KB)
+    row_embeddings: bool = True  # embedding tables: int8 with one scale per row, not one per table
 
     def to_json(self) -> dict:
         """The options as written into the manifest."""
@@ -41,13 +42,13 @@ def quantize(fp32: Path, out: Path, opts: QuantOptions, *, preprocessed: bool = 
         _quantize(src, out, opts)
 
 
-# The two small MatMuls at the ends of the encoder: int8 rounding there moves every logit directly,
-# while keeping them in float costs about 0.1 MB and no measurable time.
-HEAD_SUFFIXES = ("embeddings_project/MatMul", "classifier/MatMul")
+# The classifier: int8 rounding there moves every logit directly, while keeping it in float costs
+# about 24 KB and no measurable time.
+HEAD_SUFFIXES = ("classifier/MatMul",)
 
 
 def head_nodes(preprocessed: Path) -> list[str]:
-    """The embedding projection and classifier MatMuls of a pre-processed graph (names from transformers)."""
+    """The classifier MatMul of a pre-processed graph (named by transformers' module path)."""
     return [n for n in quantizable_nodes(preprocessed, ["MatMul"]) if n.endswith(HEAD_SUFFIXES)]
 
 
@@ -55,6 +56,64 @@ def _quantize(src: Path, out: Path, opts: QuantOptions) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     exclude = list(opts.exclude) + (head_nodes(src) if opts.float_head else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        if opts.row_embeddings and "Gather" in opts.op_types:
+            done = quantize_embeddings(src, Path(tmp) / "emb.onnx", skip=set(exclude))
+            if done:
+                src, exclude = Path(tmp) / "emb.onnx", exclude + done
+        _quantize_dynamic(src, out, opts, exclude)
+
+
+def quantize_embeddings(src: Path, out: Path, skip: set[str]) -> list[str]:
+    """Rewrite each embedding lookup as int8 table + fp16 per-row scale: Gather both, Cast, multiply.
+
+    One scale for a whole 35,000-row table lets its widest rows set the step for all of them, so rare
+    pieces with small vectors lose most of their bits; a scale per row costs 2 bytes a row and keeps every
+    row's resolution. Returns the names of the nodes changed.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    changed, nodes = [], []
+    for node in graph.node:
+        table = inits.get(node.input[0]) if node.op_type == "Gather" else None
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if (table is None or node.name in skip or axis != 0 or len(table.dims) != 2
+                or table.data_type != onnx.TensorProto.FLOAT):
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(table).astype(np.float32)
+        peak = np.abs(w).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float16)  # fp16: half the bytes, 1e-3 relative
+        q = np.clip(np.round(w / scale[:, None].astype(np.float32)), -127, 127).astype(np.int8)
+        base, name, ids, y = table.name, node.name, node.input[1], node.output[0]
+        graph.initializer.remove(table)
+        graph.initializer.extend([numpy_helper.from_array(q, base + "_quantized"),
+                                  numpy_helper.from_array(scale, base + "_row_scale"),
+                                  numpy_helper.from_array(np.array([-1], np.int64), base + "_last_axis")])
+        nodes += [
+            helper.make_node("Gather", [base + "_quantized", ids], [y + "_q"], name=name),
+            helper.make_node("Cast", [y + "_q"], [y + "_f"], name=name + "/cast", to=onnx.TensorProto.FLOAT),
+            helper.make_node("Gather", [base + "_row_scale", ids], [y + "_s"], name=name + "/scale"),
+            helper.make_node("Unsqueeze", [y + "_s", base + "_last_axis"], [y + "_s1"], name=name + "/unsqueeze"),
+            helper.make_node("Cast", [y + "_s1"], [y + "_s2"], name=name + "/scale_cast", to=onnx.TensorProto.FLOAT),
+            helper.make_node("Mul", [y + "_f", y + "_s2"], [y], name=name + "/dequantize"),
+        ]
+        changed += [name, name + "/scale"]
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        onnx.save(model, str(out))
+    return changed
+
+
+def _quantize_dynamic(src: Path, out: Path, opts: QuantOptions, exclude: list[str]) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     quantize_dynamic(str(src), str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
                      op_types_to_quantize=list(opts.op_types), nodes_to_exclude=exclude,
                      per_channel=opts.per_channel, reduce_range=opts.reduce_range)

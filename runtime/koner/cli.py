@@ -51,7 +51,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     e.add_argument("--op-types", default="MatMul,Gather", help="comma-separated ops to quantize")
     e.add_argument("--exclude-node", action="append", default=[], help="node name to keep in float (repeatable)")
     e.add_argument("--int8-head", action="store_true",
-                   help="also quantize the embedding projection and classifier (kept in float by default)")
+                   help="also quantize the classifier (kept in float by default)")
     e.add_argument("--min-agreement", type=float, help="keep the most sensitive nodes in float until int8 token "
                                                        "labels agree with PyTorch at least this often (e.g. 0.995)")
     e.add_argument("--corpus", help="parity / calibration corpus (JSONL with 'text'; default: the bundled one)")
