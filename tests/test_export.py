@@ -31,6 +31,15 @@ def test_int8_export_is_small_and_loads(export_dir):
     # the file already holds onnxruntime's fused int8 MatMuls, so sessions start without re-fusing the graph
     assert manifest["export"]["graph_optimization"] == "extended"
     assert b"DynamicQuantizeMatMul" in (export_dir / "model.onnx").read_bytes()
+    # the word-piece table is int8 with one fp16 scale per row, so rare pieces keep their resolution
+    import onnx
+
+    inits = {i.name: i for i in onnx.load(str(export_dir / "model.onnx")).graph.initializer}
+    table = inits["electra.embeddings.word_embeddings.weight_quantized"]
+    scales = inits["electra.embeddings.word_embeddings.weight_row_scale"]
+    assert list(table.dims) == [35000, 128] and table.data_type == onnx.TensorProto.INT8
+    assert list(scales.dims) == [35000] and scales.data_type == onnx.TensorProto.FLOAT16
+    assert manifest["quantization"]["row_embeddings"] is True and manifest["quantization"]["float_head"] is True
     ents = NER.load(export_dir)("아이유 노래 검색해줘.")
     assert ("PS", "아이유") in {(e.label, e.text) for e in ents}
 
