@@ -91,11 +91,12 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
 
             quant, report = fit_exclusions(ckpt, fp32, quant, min_agreement, corpus, progress)
             manifest["accuracy_aware"] = report
-        quantize(fp32, tmp / "model-int8.onnx", quant)
+        unfused = tmp / "model-int8.onnx"
+        quantize(fp32, unfused, quant)
         manifest["quantization"] = quant.to_json()
         progress(f"optimizing the graph ({GRAPH_LEVEL} level)")
-        optimize(tmp / "model-int8.onnx", tmp / MODEL)
-        (tmp / "model-int8.onnx").unlink()
+        optimize(unfused, tmp / MODEL)
+        unfused.unlink()
         manifest["export"]["graph_optimization"] = GRAPH_LEVEL
         _write_manifest(tmp, manifest, keep_fp32)
         if parity:

@@ -49,23 +49,27 @@ HEAD_SUFFIXES = ("classifier/MatMul",)
 
 def head_nodes(preprocessed: Path) -> list[str]:
     """The classifier MatMul of a pre-processed graph (named by transformers' module path)."""
-    return [n for n in quantizable_nodes(preprocessed, ["MatMul"]) if n.endswith(HEAD_SUFFIXES)]
+    import onnx
+
+    return _head_nodes(onnx.load(str(preprocessed)).graph)
+
+
+def _head_nodes(graph) -> list[str]:
+    return [n for n in _quantizable(graph, ["MatMul"]) if n.endswith(HEAD_SUFFIXES)]
 
 
 def _quantize(src: Path, out: Path, opts: QuantOptions) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx
 
-    exclude = list(opts.exclude) + (head_nodes(src) if opts.float_head else [])
-    with tempfile.TemporaryDirectory() as tmp:
-        if opts.row_embeddings and "Gather" in opts.op_types:
-            done = quantize_embeddings(src, Path(tmp) / "emb.onnx", skip=set(exclude))
-            if done:
-                src, exclude = Path(tmp) / "emb.onnx", exclude + done
-        _quantize_dynamic(src, out, opts, exclude)
+    model = onnx.load(str(src))  # loaded once: head lookup, embedding rewrite and quantization share it
+    exclude = list(opts.exclude) + (_head_nodes(model.graph) if opts.float_head else [])
+    if opts.row_embeddings and "Gather" in opts.op_types:
+        exclude += quantize_embeddings(model, skip=set(exclude))
+    _quantize_dynamic(model, out, opts, exclude)
 
 
-def quantize_embeddings(src: Path, out: Path, skip: set[str]) -> list[str]:
-    """Rewrite each embedding lookup as int8 table + fp16 per-row scale: Gather both, Cast, multiply.
+def quantize_embeddings(model, skip: set[str]) -> list[str]:
+    """Rewrite `model`'s embedding lookups in place: int8 table + fp16 per-row scale, Gather both, Cast, multiply.
 
     One scale for a whole 35,000-row table lets its widest rows set the step for all of them, so rare
     pieces with small vectors lose most of their bits; a scale per row costs 2 bytes a row and keeps every
@@ -75,7 +79,6 @@ def quantize_embeddings(src: Path, out: Path, skip: set[str]) -> list[str]:
     import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(src))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     changed, nodes = [], []
@@ -107,14 +110,13 @@ def quantize_embeddings(src: Path, out: Path, skip: set[str]) -> list[str]:
     if changed:
         del graph.node[:]
         graph.node.extend(nodes)
-        onnx.save(model, str(out))
     return changed
 
 
-def _quantize_dynamic(src: Path, out: Path, opts: QuantOptions, exclude: list[str]) -> None:
+def _quantize_dynamic(model, out: Path, opts: QuantOptions, exclude: list[str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
+    quantize_dynamic(model, str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
                      op_types_to_quantize=list(opts.op_types), nodes_to_exclude=exclude,
                      per_channel=opts.per_channel, reduce_range=opts.reduce_range)
 
@@ -123,6 +125,9 @@ def quantizable_nodes(preprocessed: Path, op_types: list[str]) -> list[str]:
     """Names of the nodes of a pre-processed graph that quantization would touch."""
     import onnx
 
-    graph = onnx.load(str(preprocessed)).graph
+    return _quantizable(onnx.load(str(preprocessed)).graph, op_types)
+
+
+def _quantizable(graph, op_types: list[str]) -> list[str]:
     weights = {i.name for i in graph.initializer}
     return [n.name for n in graph.node if n.op_type in op_types and any(x in weights for x in n.input)]

@@ -127,17 +127,11 @@ def _words(pre, strategy: str, labels, join) -> list[tuple]:
 
 def _group(items: list[tuple], text: str, join) -> list[Entity]:
     """B-/I- grouping of labelled words: an O or a new B- (or another tag) closes a group; O groups are dropped."""
-    out: list[Entity] = []
-    run: list[tuple] = []
+    runs: list[list[tuple]] = []
     for item in items:
-        if run:
-            bi, tag = _tag(item[0])
-            if tag == _tag(run[-1][0])[1] and bi != "B":
-                run.append(item)
-                continue
-            if run[0][0].split("-", 1)[-1] != "O":
-                out.append(_entity(run, text, join))
-        run = [item]
-    if run and run[0][0].split("-", 1)[-1] != "O":
-        out.append(_entity(run, text, join))
-    return out
+        bi, tag = _tag(item[0])
+        if runs and tag == _tag(runs[-1][-1][0])[1] and bi != "B":
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return [_entity(run, text, join) for run in runs if run[0][0].split("-", 1)[-1] != "O"]
