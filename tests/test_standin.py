@@ -45,6 +45,27 @@ def test_metrics_report_heldout_entity_scores():
     assert 0 < m["heldout"]["token_accuracy"] <= 1
 
 
+def _evaluator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("standin_evaluate", ROOT / "standin" / "recipe" / "evaluate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_strict_scores_ignore_a_stray_inside_label_and_lenient_scores_count_it():
+    # 김민수 씨가 서울역에 갔다 -> 김 ##민수 씨 ##가 서울 ##역 ##에 갔다 ##다: the prediction misses
+    # 서울역's B- and tags its second piece I-LC only.
+    gold = [["B-PS", "I-PS", "O", "O", "B-LC", "I-LC", "O", "O", "O"]]
+    pred = [["B-PS", "I-PS", "O", "O", "O", "I-LC", "O", "O", "O"]]
+    s = _evaluator().entity_scores(gold, pred)
+    assert s["micro"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
+    assert s["lenient"]["micro"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert s["per_tag"]["LC"]["recall"] == 0.0 and "LC" in s["lenient"]["per_tag"]
+    assert s["token_accuracy"] == round(8 / 9, 4)
+
+
 def test_loads_offline_with_transformers_and_finds_seoul_station(monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -1,11 +1,19 @@
-"""Entity-level precision / recall / F1 over BIO label sequences (seqeval's default chunking)."""
+"""Entity-level precision / recall / F1 over BIO label sequences, seqeval-style.
+
+Two chunkings, both reported:
+  strict   seqeval's mode="strict" with the IOB2 scheme: an entity starts at B-X and runs over the
+           I-X that follow; an I-X with no B-X before it is not an entity (the figure to compare
+           with published model cards).
+  lenient  seqeval's default: an I-X that does not continue an entity of its tag opens one, as the
+           transformers pipeline's grouping does, so stray I- fragments count as predicted entities.
+"""
 from __future__ import annotations
 
 from collections import Counter
 
 
-def bio_spans(labels: list[str]) -> set[tuple[int, int, str]]:
-    """(start, end, tag) chunks: a B- opens one, an I- continues one of the same tag or opens one."""
+def bio_spans(labels: list[str], strict: bool = False) -> set[tuple[int, int, str]]:
+    """(start, end, tag) chunks of a BIO sequence; `strict` drops entities that do not start with B-."""
     spans = set()
     start, tag = None, None
     for i, lab in enumerate(list(labels) + ["O"]):
@@ -14,7 +22,7 @@ def bio_spans(labels: list[str]) -> set[tuple[int, int, str]]:
         if start is not None and not continues:
             spans.add((start, i, tag))
             start, tag = None, None
-        if prefix in ("B", "I") and not continues:
+        if (prefix == "B" or (prefix == "I" and not strict)) and not continues:
             start, tag = i, t
     return spans
 
@@ -26,26 +34,27 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> dict:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": n_gold}
 
 
-def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
-    """Micro and per-tag entity P/R/F1 plus token accuracy for aligned label sequences."""
+def _counts(gold: list[list[str]], pred: list[list[str]], strict: bool) -> dict:
     tp, n_pred, n_gold = Counter(), Counter(), Counter()
-    correct = tokens = 0
     for g, p in zip(gold, pred):
-        if len(g) != len(p):
-            raise ValueError("gold and predicted sequences differ in length")
-        gs, ps = bio_spans(g), bio_spans(p)
-        for s in gs:
-            n_gold[s[2]] += 1
-        for s in ps:
-            n_pred[s[2]] += 1
-        for s in gs & ps:
-            tp[s[2]] += 1
-        correct += sum(a == b for a, b in zip(g, p))
-        tokens += len(g)
+        gs, ps = bio_spans(g, strict), bio_spans(p, strict)
+        n_gold.update(s[2] for s in gs)
+        n_pred.update(s[2] for s in ps)
+        tp.update(s[2] for s in gs & ps)
     tags = sorted(set(n_gold) | set(n_pred))
+    return {"micro": _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values())),
+            "per_tag": {t: _prf(tp[t], n_pred[t], n_gold[t]) for t in tags}}
+
+
+def entity_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
+    """Strict micro and per-tag entity P/R/F1, the lenient ones under "lenient", and token accuracy."""
+    if any(len(g) != len(p) for g, p in zip(gold, pred)):
+        raise ValueError("gold and predicted sequences differ in length")
+    correct = sum(a == b for g, p in zip(gold, pred) for a, b in zip(g, p))
+    tokens = sum(len(g) for g in gold)
     return {
-        "micro": _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values())),
-        "per_tag": {t: _prf(tp[t], n_pred[t], n_gold[t]) for t in tags},
+        **_counts(gold, pred, strict=True),
+        "lenient": _counts(gold, pred, strict=False),
         "token_accuracy": round(correct / tokens, 4) if tokens else 0.0,
         "sentences": len(gold),
     }

@@ -11,6 +11,8 @@ Deterministic for a given --seed on CPU (each step's batch is drawn from its own
 
 Usage:
   python -m standin.recipe.train --data DIR -o OUT --no-pretrain --init-embeddings DIR/embeddings.npy  # CPU
+  python -m standin.recipe.train --data DIR -o OUT2 --no-pretrain --init-from OUT --ft-lr 3e-4  # a second cycle
+  python -m standin.recipe.train --data DIR -o OUT --no-pretrain --warm-layers 3 ...  # 3 layers first, then grow
   python -m standin.recipe.train --data DIR -o OUT --device cuda --pretrain-seconds 330   # RTD pretraining
 """
 from __future__ import annotations
@@ -267,32 +269,102 @@ def init_embeddings(model, path: Path, std: float, log: Log) -> None:
     log(f"finetune: word-piece embeddings for {int(seen.sum())} pieces from {path} (std {std})")
 
 
-def finetune(args, disc_state: dict, log: Log):
+def scale_residual_branches(model, scale: float, log: Log) -> None:
+    """Shrink each layer's residual-branch output projections so a fresh deep post-LN stack starts near identity."""
+    with torch.no_grad():
+        for layer in model.electra.encoder.layer:
+            layer.attention.output.dense.weight.mul_(scale)
+            layer.output.dense.weight.mul_(scale)
+    log(f"finetune: residual-branch output weights scaled by {scale}")
+
+
+def new_ner_model(args, layers: int, log: Log):
+    """A randomly initialised token classifier with `layers` encoder layers (the real model has 12)."""
     from transformers import ElectraForTokenClassification
 
-    dev = args.device
     _, _, ner_cfg = make_configs()
+    ner_cfg.num_hidden_layers = layers
     torch.manual_seed(args.seed + 1)
     model = ElectraForTokenClassification(ner_cfg)
-    if disc_state is not None:
-        enc = {k[len("electra."):]: v for k, v in disc_state.items() if k.startswith("electra.")}
-        model.electra.load_state_dict(enc)
     if args.init_embeddings:
         init_embeddings(model, args.init_embeddings, args.embedding_std, log)
+    if args.residual_scale != 1.0:
+        scale_residual_branches(model, args.residual_scale, log)
+    return model
+
+
+def grow(small, args, log: Log):
+    """The 12-layer model that computes what `small` computes: its layers first, then identity layers.
+
+    Each added layer's residual branches start at zero and its LayerNorms at (1, 0); the last trained
+    layer's LayerNorm scale and shift move into the classifier, so the added layers see normalised
+    input and pass it through unchanged until training moves them.
+    """
+    model = new_ner_model(args, make_configs()[2].num_hidden_layers, log)
+    k = len(small.electra.encoder.layer)
+    own = model.state_dict()
+    own.update({n: v for n, v in small.state_dict().items() if n in own})
+    model.load_state_dict(own)
+    with torch.no_grad():
+        last_ln = model.electra.encoder.layer[k - 1].output.LayerNorm
+        head = model.classifier
+        head.bias.add_(head.weight @ last_ln.bias)
+        head.weight.mul_(last_ln.weight)
+        last_ln.weight.fill_(1.0), last_ln.bias.zero_()
+        for layer in model.electra.encoder.layer[k:]:
+            for dense in (layer.attention.output.dense, layer.output.dense):
+                dense.weight.zero_(), dense.bias.zero_()
+            for ln in (layer.attention.output.LayerNorm, layer.output.LayerNorm):
+                ln.weight.fill_(1.0), ln.bias.zero_()
+    log(f"finetune: grew {k} trained layers to {len(model.electra.encoder.layer)}")
+    return model
+
+
+def finetune(args, disc_state: dict, log: Log):
+    """Fine-tune for --ft-epochs; with --warm-layers K, first train a K-layer model for --warm-epochs and grow it."""
+    full = make_configs()[2].num_hidden_layers
+    ckpt_path = args.out / "finetune.ckpt"
+    if args.warm_layers and disc_state is None:
+        small = new_ner_model(args, args.warm_layers, log)
+        if not ckpt_path.exists():  # a finished fine-tune checkpoint already holds the grown model
+            train_epochs(small, args, args.warm_epochs, args.out / "warm.ckpt", "warm", log, args.warm_lr or args.ft_lr)
+        model = grow(small, args, log)
+        if args.eval_every and not ckpt_path.exists():
+            log(f"grown, before further training: held-out {summary(evaluate_heldout(model, args))}")
+    else:
+        model = new_ner_model(args, full, log)
+        if args.init_from:
+            from safetensors.torch import load_file
+
+            names = [args.init_from / n for n in ("ner_model.safetensors", "model.safetensors")]
+            model.load_state_dict(load_file(str(next((n for n in names if n.exists()), names[-1]))))
+            log(f"finetune: continuing from {args.init_from}")
+        elif disc_state is not None:
+            enc = {k[len("electra."):]: v for k, v in disc_state.items() if k.startswith("electra.")}
+            model.electra.load_state_dict(enc)
+    return train_epochs(model, args, args.ft_epochs, ckpt_path, "finetune", log, args.ft_lr)
+
+
+def train_epochs(model, args, epochs: int, ckpt_path: Path, tag: str, log: Log, lr: float):
+    """Token-classification training with linear warm-up and decay, resumable from `ckpt_path` after any epoch."""
+    dev = args.device
+    if args.ft_dropout is not None:  # training only: the packaged config keeps the real model's values
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = args.ft_dropout
     model.to(dev)
     data = np.load(args.data / "ner.npz", allow_pickle=True)
     tr_ids, tr_lab = list(data["train_ids"]), list(data["train_labels"])
-    opt = torch.optim.AdamW(model.parameters(), lr=args.ft_lr, eps=1e-6, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, eps=1e-6, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(ner_examples(tr_ids, tr_lab, args.seed, 0, args.pack_share)) / args.ft_batch)
-    total = steps_per_epoch * args.ft_epochs
-    ckpt_path = args.out / "finetune.ckpt"
+    total = steps_per_epoch * epochs
     epoch0, step = 0, 0
     if ckpt_path.exists():
         st = torch.load(ckpt_path, map_location=dev, weights_only=False)
         model.load_state_dict(st["model"]), opt.load_state_dict(st["opt"])
         epoch0, step = st["epoch"], st["step"]
-        log(f"finetune: resumed after epoch {epoch0}")
-    for epoch in range(epoch0, args.ft_epochs):
+        log(f"{tag}: resumed after epoch {epoch0}")
+    for epoch in range(epoch0, epochs):
         model.train()
         ex = ner_examples(tr_ids, tr_lab, args.seed, epoch, args.pack_share)
         torch.manual_seed(args.seed * 7919 + epoch)
@@ -301,7 +373,7 @@ def finetune(args, disc_state: dict, log: Log):
             x = pad([r[0] for r in rows], PAD).to(dev)
             y = pad([r[1] for r in rows], -100).to(dev)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, args.ft_lr, 0.1)
+                g["lr"] = lr_at(step, total, lr, 0.1)
             with autocast(dev):
                 logits = model(input_ids=x, attention_mask=(x != PAD).long()).logits.float()
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-100)
@@ -311,13 +383,19 @@ def finetune(args, disc_state: dict, log: Log):
             opt.step()
             step += 1
             losses.append(loss.item())
-        log(f"finetune epoch {epoch + 1}/{args.ft_epochs} loss {np.mean(losses):.4f}")
-        if args.eval_every and (epoch + 1) % args.eval_every == 0 and epoch + 1 < args.ft_epochs:
-            m = evaluate_heldout(model, args)["micro"]
-            log(f"finetune epoch {epoch + 1}: held-out F1 {m['f1']:.4f} P {m['precision']:.4f} R {m['recall']:.4f}")
+        log(f"{tag} epoch {epoch + 1}/{epochs} loss {np.mean(losses):.4f}")
+        if args.eval_every and (epoch + 1) % args.eval_every == 0 and epoch + 1 < epochs:
+            log(f"{tag} epoch {epoch + 1}: held-out {summary(evaluate_heldout(model, args))}")
         save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "step": step},
                     ckpt_path)
     return model
+
+
+def summary(scores: dict) -> str:
+    """One log line's worth of held-out scores: strict F1/P/R, then the lenient F1."""
+    m = scores["micro"]
+    return (f"F1 {m['f1']:.4f} P {m['precision']:.4f} R {m['recall']:.4f} "
+            f"(lenient F1 {scores['lenient']['micro']['f1']:.4f})")
 
 
 def evaluate_heldout(model, args) -> dict:
@@ -355,6 +433,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pack-share", type=float, default=0.25)
     ap.add_argument("--init-embeddings", type=Path, help="word-piece vectors from the embeddings step")
     ap.add_argument("--embedding-std", type=float, default=0.05, help="scale of those vectors")
+    ap.add_argument("--ft-dropout", type=float, help="dropout while fine-tuning (default: the config's 0.1)")
+    ap.add_argument("--residual-scale", type=float, default=1.0,
+                    help="scale of the residual-branch output weights at random initialisation")
+    ap.add_argument("--init-from", type=Path,
+                    help="continue training from this run folder (ner_model.safetensors) or checkpoint folder")
+    ap.add_argument("--warm-layers", type=int, default=0,
+                    help="first train a model this many layers deep, then grow it to the full depth")
+    ap.add_argument("--warm-epochs", type=int, default=10, help="epochs of that shallow stage")
+    ap.add_argument("--warm-lr", type=float, help="peak learning rate of that stage (default: --ft-lr)")
     ap.add_argument("--eval-every", type=int, default=0, help="log held-out F1 every N fine-tune epochs")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--ckpt-every", type=int, default=250)
@@ -389,9 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = {"heldout": metrics, "recipe": recipe, "pretrain_seconds": round(pre["seconds"], 1),
                "torch": torch.__version__, "transformers": transformers.__version__}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False), "utf-8")
-    log(f"held-out entity micro F1 {metrics['heldout']['micro']['f1']:.4f} "
-        f"P {metrics['heldout']['micro']['precision']:.4f} R {metrics['heldout']['micro']['recall']:.4f} "
-        f"token acc {metrics['heldout']['token_accuracy']:.4f}")
+    log(f"held-out entity micro {summary(metrics['heldout'])}, token acc {metrics['heldout']['token_accuracy']:.4f}")
 
 
 if __name__ == "__main__":
