@@ -278,17 +278,24 @@ def scale_residual_branches(model, scale: float, log: Log) -> None:
     log(f"finetune: residual-branch output weights scaled by {scale}")
 
 
-def new_ner_model(args, layers: int, log: Log):
-    """A randomly initialised token classifier with `layers` encoder layers (the real model has 12)."""
+def bare_ner_model(args, layers: int):
+    """A randomly initialised token classifier with `layers` encoder layers (the real model has 12), seeded."""
     from transformers import ElectraForTokenClassification
 
     _, _, ner_cfg = make_configs()
     ner_cfg.num_hidden_layers = layers
     torch.manual_seed(args.seed + 1)
-    model = ElectraForTokenClassification(ner_cfg)
+    return ElectraForTokenClassification(ner_cfg)
+
+
+def start_weights(model, args, log: Log, disc_state: dict | None = None):
+    """The encoder from pretraining if there was one, then --init-embeddings; --residual-scale on a random encoder."""
+    if disc_state is not None:
+        enc = {k[len("electra."):]: v for k, v in disc_state.items() if k.startswith("electra.")}
+        model.electra.load_state_dict(enc)
     if args.init_embeddings:
         init_embeddings(model, args.init_embeddings, args.embedding_std, log)
-    if args.residual_scale != 1.0:
+    if disc_state is None and args.residual_scale != 1.0:
         scale_residual_branches(model, args.residual_scale, log)
     return model
 
@@ -300,7 +307,7 @@ def grow(small, args, log: Log):
     layer's LayerNorm scale and shift move into the classifier, so the added layers see normalised
     input and pass it through unchanged until training moves them.
     """
-    model = new_ner_model(args, make_configs()[2].num_hidden_layers, log)
+    model = bare_ner_model(args, make_configs()[2].num_hidden_layers)
     k = len(small.electra.encoder.layer)
     own = model.state_dict()
     own.update({n: v for n, v in small.state_dict().items() if n in own})
@@ -320,28 +327,27 @@ def grow(small, args, log: Log):
     return model
 
 
-def finetune(args, disc_state: dict, log: Log):
+def finetune(args, disc_state: dict | None, log: Log):
     """Fine-tune for --ft-epochs; with --warm-layers K, first train a K-layer model for --warm-epochs and grow it."""
-    full = make_configs()[2].num_hidden_layers
     ckpt_path = args.out / "finetune.ckpt"
+    resuming = ckpt_path.exists()  # a fine-tune checkpoint holds the whole 12-layer model
     if args.warm_layers and disc_state is None:
-        small = new_ner_model(args, args.warm_layers, log)
-        if not ckpt_path.exists():  # a finished fine-tune checkpoint already holds the grown model
+        small = start_weights(bare_ner_model(args, args.warm_layers), args, log)
+        if not resuming:
             train_epochs(small, args, args.warm_epochs, args.out / "warm.ckpt", "warm", log, args.warm_lr or args.ft_lr)
         model = grow(small, args, log)
-        if args.eval_every and not ckpt_path.exists():
+        if args.eval_every and not resuming:
             log(f"grown, before further training: held-out {summary(evaluate_heldout(model, args))}")
     else:
-        model = new_ner_model(args, full, log)
+        model = bare_ner_model(args, make_configs()[2].num_hidden_layers)
         if args.init_from:
             from safetensors.torch import load_file
 
             names = [args.init_from / n for n in ("ner_model.safetensors", "model.safetensors")]
             model.load_state_dict(load_file(str(next((n for n in names if n.exists()), names[-1]))))
             log(f"finetune: continuing from {args.init_from}")
-        elif disc_state is not None:
-            enc = {k[len("electra."):]: v for k, v in disc_state.items() if k.startswith("electra.")}
-            model.electra.load_state_dict(enc)
+        else:
+            start_weights(model, args, log, disc_state)
     return train_epochs(model, args, args.ft_epochs, ckpt_path, "finetune", log, args.ft_lr)
 
 
