@@ -20,7 +20,7 @@ def koner(*args, env=None):
 
 def test_int8_export_is_small_and_loads(export_dir):
     size = (export_dir / "model.onnx").stat().st_size
-    assert size <= 14.5e6
+    assert size <= 19.5e6  # fp32: 56 MB
     manifest = json.loads((export_dir / "koner.json").read_text("utf-8"))
     assert manifest["labels"] == [json.loads((STANDIN / "config.json").read_text())["id2label"][str(i)]
                                   for i in range(31)]
@@ -31,17 +31,50 @@ def test_int8_export_is_small_and_loads(export_dir):
     # the file already holds onnxruntime's fused int8 MatMuls, so sessions start without re-fusing the graph
     assert manifest["export"]["graph_optimization"] == "extended"
     assert b"DynamicQuantizeMatMul" in (export_dir / "model.onnx").read_bytes()
-    # the word-piece table is int8 with one fp16 scale per row, so rare pieces keep their resolution
-    import onnx
-
-    inits = {i.name: i for i in onnx.load(str(export_dir / "model.onnx")).graph.initializer}
-    table = inits["electra.embeddings.word_embeddings.weight_quantized"]
-    scales = inits["electra.embeddings.word_embeddings.weight_row_scale"]
-    assert list(table.dims) == [35000, 128] and table.data_type == onnx.TensorProto.INT8
-    assert list(scales.dims) == [35000] and scales.data_type == onnx.TensorProto.FLOAT16
-    assert manifest["quantization"]["row_embeddings"] is True and manifest["quantization"]["float_head"] is True
+    q = manifest["quantization"]
+    assert q["embeddings"] == "fp16" and q["float_head"] is True and q["float_projection"] is True
     ents = NER.load(export_dir)("아이유 노래 검색해줘.")
     assert ("PS", "아이유") in {(e.label, e.text) for e in ents}
+
+
+def _weights(path):
+    """{initializer name: (dims, onnx data type)} and the set of float MatMul weight names of a model file."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: [list(i.dims), i.data_type] for i in graph.initializer}
+    float_matmuls = {n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits}
+    return inits, float_matmuls
+
+
+def test_default_keeps_tables_fp16_and_the_projection_and_classifier_in_float(export_dir):
+    import onnx
+
+    inits, float_matmuls = _weights(export_dir / "model.onnx")
+    assert inits["electra.embeddings.word_embeddings.weight_fp16"] == [[35000, 128], onnx.TensorProto.FLOAT16]
+    assert inits["electra.embeddings.position_embeddings.weight_fp16"] == [[512, 128], onnx.TensorProto.FLOAT16]
+    shapes = sorted(inits[w][0] for w in float_matmuls)
+    assert shapes == [[128, 256], [256, 31]], shapes  # embeddings_project and the classifier, nothing else
+
+
+def test_int8_embeddings_and_projection_on_request(tmp_path, export_dir):
+    import onnx
+
+    out = tmp_path / "small"
+    res = koner("export", str(STANDIN), "-o", str(out), "--no-parity", "--int8-embeddings", "--int8-projection")
+    assert res.returncode == 0, res.stderr
+    inits, float_matmuls = _weights(out / "model.onnx")
+    # the word-piece table is int8 with one fp16 scale per row, so rare pieces keep their resolution
+    assert inits["electra.embeddings.word_embeddings.weight_quantized"] == [[35000, 128], onnx.TensorProto.INT8]
+    assert inits["electra.embeddings.word_embeddings.weight_row_scale"] == [[35000], onnx.TensorProto.FLOAT16]
+    assert sorted(inits[w][0] for w in float_matmuls) == [[256, 31]]
+    q = json.loads((out / "koner.json").read_text("utf-8"))["quantization"]
+    assert q["embeddings"] == "int8" and q["float_projection"] is False
+    small, default = (out / "model.onnx").stat().st_size, (export_dir / "model.onnx").stat().st_size
+    assert 4.0e6 < default - small < 5.0e6  # 35,512 rows x 128 at 1 byte instead of 2, less the row scales
+    assert small <= 14.5e6
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다."
+    assert {(e.label, e.text) for e in NER.load(out)(text)} >= {("PS", "아이유"), ("OG", "삼성전자")}
 
 
 def test_2023_hub_layout_exports_to_the_same_labels(tmp_path, export_dir):

@@ -50,6 +50,16 @@ def test_report_has_int8_figures_and_readable_summary(full_report):
     assert "koner parity" in full_report["markdown"]
     for flip in full_report["worst_disagreements"]:
         assert flip["pytorch"] != flip["int8"] and 0 < flip["pytorch_p"] <= 1
+    flips = s["int8_flips"]
+    assert flips["tokens"] == round((1 - s["int8_token_agreement"]) * s["tokens"])
+    assert flips["texts"] <= flips["tokens"]
+    assert "near-ties" in full_report["markdown"] and s["pytorch_near_ties"]["texts"] >= 1
+
+
+def test_int8_flips_only_where_pytorch_is_undecided(full_report):
+    """Rounding may swap two labels whose logits PyTorch itself puts within a few hundredths, nothing more."""
+    margin = full_report["summary"]["int8_flips"]["max_pytorch_logit_margin"]
+    assert margin is None or margin < 0.25
 
 
 def test_bundled_model_keeps_token_labels_and_gold_f1(ckpt):
@@ -93,3 +103,4 @@ def test_scrambled_classifier_fails(ckpt, export_dir, tmp_path):
     rep = run_parity(ckpt, bad, sample=40)
     assert not rep["passed"]
     assert any("int8 token labels agree with PyTorch" in f for f in rep["failures"])
+    assert rep["summary"]["int8_flips"]["max_pytorch_logit_margin"] > 1  # confident labels flipped: not near-ties

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .quantize import QuantOptions, head_nodes, preprocess, quantizable_nodes, quantize
+from .quantize import QuantOptions, float_nodes, preprocess, quantizable_nodes, quantize
 
 CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl"
 
@@ -69,7 +69,7 @@ def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, 
     with tempfile.TemporaryDirectory() as tmp:
         out, pre = Path(tmp) / "q.onnx", Path(tmp) / "pre.onnx"
         preprocess(fp32, pre)  # once, for every trial below
-        kept = set(quant.exclude) | (set(head_nodes(pre)) if quant.float_head else set())
+        kept = set(quant.exclude) | set(float_nodes(pre, quant))
         nodes = [n for n in quantizable_nodes(pre, quant.op_types) if n not in kept]
         groups: dict[str, list[str]] = {}
         for n in nodes:

@@ -14,7 +14,8 @@ def run_export(args) -> int:
     """`koner export SOURCE -o OUT_DIR`."""
     quant = QuantOptions(per_channel=args.per_channel, reduce_range=args.reduce_range, u8u8=args.u8u8,
                          op_types=[o for o in args.op_types.split(",") if o], exclude=list(args.exclude_node),
-                         float_head=not args.int8_head)
+                         float_head=not args.int8_head, float_projection=not args.int8_projection,
+                         embeddings="int8" if args.int8_embeddings else "fp16")
     export_model(args.source, Path(args.out), revision=args.revision, quant=quant, keep_fp32=args.keep_fp32,
                  force=args.force, parity=not args.no_parity, min_agreement=args.min_agreement,
                  corpus=Path(args.corpus) if args.corpus else None)

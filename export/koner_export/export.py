@@ -108,8 +108,10 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
             (tmp / "parity.md").write_text(report["markdown"], "utf-8")
             print(report["markdown"], file=sys.stderr)
             if not report["passed"]:
+                ties = report["summary"]["pytorch_near_ties"]["texts"]
                 raise ParityError("parity below thresholds: " + "; ".join(report["failures"]) +
-                                  " (use --min-agreement, --per-channel or --exclude-node to fix, or --no-parity)")
+                                  f" ({ties} texts hold PyTorch near-ties, see the report above; --min-agreement "
+                                  "keeps sensitive layers in float; rerun with --no-parity to keep the export as is)")
         if not keep_fp32:
             fp32.unlink()
         _write_manifest(tmp, manifest, keep_fp32)

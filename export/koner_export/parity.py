@@ -29,6 +29,8 @@ THRESHOLDS = {
     "int8_simple_identical": 0.99,
     "gold_f1_drop": 0.005,
 }
+# Two labels whose logits are this close are a coin toss for the model itself: any rounding can swap them.
+NEAR_TIE = 0.01
 
 
 def load_corpus(path: Optional[Path] = None, sample: Optional[int] = None, seed: int = 0) -> list[dict]:
@@ -120,6 +122,7 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     agree8 = agree32 = n_tok = 0
     flips = []
     fits = []
+    near_tie_texts = 0
     for r, t, toks in zip(rows, texts, encoded):
         fits.append(len(toks.ids) <= rt8.max_length)
         plan = win.plan(toks, rt8.max_length, rt8.overlap)
@@ -141,13 +144,16 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
         agree32 += int((pr == p32)[keep].sum())
         agree8 += int((pr == p8)[keep].sum())
         n_tok += int(keep.sum())
+        top2 = np.sort(ref[keep], -1)[:, -2:]
+        near_tie_texts += bool(top2.size and (top2[:, 1] - top2[:, 0]).min() < NEAR_TIE)
         pref, p8s = softmax(ref), softmax(a8)
         for i in np.flatnonzero(keep & (pr != p8)):
             flips.append({"id": r["id"], "text": t if len(t) <= 200 else t[:200] + "…", "token": toks.strings[i],
                           "start": toks.offsets[i][0], "end": toks.offsets[i][1],
                           "pytorch": labels[pr[i]], "pytorch_p": round(float(pref[i, pr[i]]), 4),
                           "int8": labels[p8[i]], "int8_p": round(float(p8s[i, p8[i]]), 4),
-                          "pytorch_margin": round(float(pref[i, pr[i]] - pref[i, p8[i]]), 4)})
+                          "pytorch_margin": round(float(pref[i, pr[i]] - pref[i, p8[i]]), 4),
+                          "pytorch_logit_margin": round(float(ref[i, pr[i]] - ref[i, p8[i]]), 4)})
     flips.sort(key=lambda f: -f["pytorch_margin"])
 
     # 4. entities against the transformers pipeline (texts within the model's length: the pipeline truncates)
@@ -191,6 +197,9 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
         "fp32_max_abs_logit_diff": float(f"{max_diff32:.2e}"),
         "fp32_token_agreement": round(agree32 / max(1, n_tok), 5),
         "int8_token_agreement": round(agree8 / max(1, n_tok), 5),
+        "int8_flips": {"tokens": len(flips), "texts": len({f["id"] for f in flips}),
+                       "max_pytorch_logit_margin": max((f["pytorch_logit_margin"] for f in flips), default=None)},
+        "pytorch_near_ties": {"logit_margin": NEAR_TIE, "texts": near_tie_texts},
         "strategies": per_strategy,
         "gold": gold,
     }
@@ -227,6 +236,12 @@ def _markdown(rep: dict) -> str:
              f"| fp32 max abs logit diff | {s['fp32_max_abs_logit_diff']:.1e} |",
              f"| fp32 token-label agreement | {s['fp32_token_agreement']:.3%} |",
              f"| int8 token-label agreement | {s['int8_token_agreement']:.3%} |"]
+    if "int8_flips" in s:
+        fl, nt = s["int8_flips"], s["pytorch_near_ties"]
+        lines.append(f"| int8 label flips: tokens / texts (largest PyTorch logit margin among them) | "
+                     f"{fl['tokens']} / {fl['texts']} ({fl['max_pytorch_logit_margin']}) |")
+        lines.append(f"| texts where PyTorch's two best logits are within {nt['logit_margin']} (near-ties) | "
+                     f"{nt['texts']} ({nt['texts'] / max(1, s['texts']):.2%}) |")
     for k, v in s["strategies"].items():
         lines.append(f"| `{k}` entities identical, fp32 / int8 | {v['fp32_identical']:.2%} / {v['int8_identical']:.2%} "
                      f"(int8 F1 vs PyTorch {v['int8_vs_pytorch']['f1']:.4f}) |")
@@ -237,8 +252,8 @@ def _markdown(rep: dict) -> str:
     if rep["failures"]:
         lines += ["", "Failures:"] + [f"- {f}" for f in rep["failures"]]
     if rep["worst_disagreements"]:
-        lines += ["", "Worst int8 label flips (PyTorch label p / int8 label p):"]
+        lines += ["", "Worst int8 label flips (PyTorch label p / int8 label p, PyTorch's logit margin between the two):"]
         for f in rep["worst_disagreements"][:5]:
             lines.append(f"- {f['id']} `{f['token']}` [{f['start']}:{f['end']}]: {f['pytorch']} {f['pytorch_p']} / "
-                         f"{f['int8']} {f['int8_p']}")
+                         f"{f['int8']} {f['int8_p']} (logit margin {f.get('pytorch_logit_margin')})")
     return "\n".join(lines) + "\n"
