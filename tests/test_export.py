@@ -38,7 +38,7 @@ def test_int8_export_is_small_and_loads(export_dir):
 
 
 def _weights(path):
-    """{initializer name: (dims, onnx data type)} and the set of float MatMul weight names of a model file."""
+    """{initializer name: [dims, onnx data type]} and the set of float MatMul weight names of a model file."""
     import onnx
 
     graph = onnx.load(str(path)).graph

@@ -56,6 +56,7 @@ def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, 
     """QuantOptions with the fewest sensitive groups excluded that meet the targets, and a report."""
     import json
 
+    import onnx
     import torch
 
     texts = [json.loads(l)["text"] for l in open(corpus or CALIBRATION, encoding="utf-8") if l.strip()]
@@ -69,8 +70,9 @@ def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, 
     with tempfile.TemporaryDirectory() as tmp:
         out, pre = Path(tmp) / "q.onnx", Path(tmp) / "pre.onnx"
         preprocess(fp32, pre)  # once, for every trial below
-        kept = set(quant.exclude) | set(float_nodes(pre, quant))
-        nodes = [n for n in quantizable_nodes(pre, quant.op_types) if n not in kept]
+        graph = onnx.load(str(pre)).graph  # once, for both lookups
+        kept = set(quant.exclude) | set(float_nodes(graph, quant))
+        nodes = [n for n in quantizable_nodes(graph, quant.op_types) if n not in kept]
         groups: dict[str, list[str]] = {}
         for n in nodes:
             groups.setdefault(_group(n), []).append(n)

@@ -236,12 +236,11 @@ def _markdown(rep: dict) -> str:
              f"| fp32 max abs logit diff | {s['fp32_max_abs_logit_diff']:.1e} |",
              f"| fp32 token-label agreement | {s['fp32_token_agreement']:.3%} |",
              f"| int8 token-label agreement | {s['int8_token_agreement']:.3%} |"]
-    if "int8_flips" in s:
-        fl, nt = s["int8_flips"], s["pytorch_near_ties"]
-        lines.append(f"| int8 label flips: tokens / texts (largest PyTorch logit margin among them) | "
-                     f"{fl['tokens']} / {fl['texts']} ({fl['max_pytorch_logit_margin']}) |")
-        lines.append(f"| texts where PyTorch's two best logits are within {nt['logit_margin']} (near-ties) | "
-                     f"{nt['texts']} ({nt['texts'] / max(1, s['texts']):.2%}) |")
+    fl, nt = s["int8_flips"], s["pytorch_near_ties"]
+    lines.append(f"| int8 label flips: tokens / texts (largest PyTorch logit margin among them) | "
+                 f"{fl['tokens']} / {fl['texts']} ({fl['max_pytorch_logit_margin']}) |")
+    lines.append(f"| texts where PyTorch's two best logits are within {nt['logit_margin']} (near-ties) | "
+                 f"{nt['texts']} ({nt['texts'] / max(1, s['texts']):.2%}) |")
     for k, v in s["strategies"].items():
         lines.append(f"| `{k}` entities identical, fp32 / int8 | {v['fp32_identical']:.2%} / {v['int8_identical']:.2%} "
                      f"(int8 F1 vs PyTorch {v['int8_vs_pytorch']['f1']:.4f}) |")
@@ -255,5 +254,5 @@ def _markdown(rep: dict) -> str:
         lines += ["", "Worst int8 label flips (PyTorch label p / int8 label p, PyTorch's logit margin between the two):"]
         for f in rep["worst_disagreements"][:5]:
             lines.append(f"- {f['id']} `{f['token']}` [{f['start']}:{f['end']}]: {f['pytorch']} {f['pytorch_p']} / "
-                         f"{f['int8']} {f['int8_p']} (logit margin {f.get('pytorch_logit_margin')})")
+                         f"{f['int8']} {f['int8_p']} (logit margin {f['pytorch_logit_margin']})")
     return "\n".join(lines) + "\n"

@@ -53,23 +53,17 @@ HEAD_SUFFIXES = ("classifier/MatMul",)
 PROJECTION_SUFFIXES = ("embeddings_project/MatMul",)
 
 
-def float_nodes(preprocessed: Path, opts: QuantOptions) -> list[str]:
+def float_nodes(graph, opts: QuantOptions) -> list[str]:
     """The MatMuls of a pre-processed graph that `opts` keeps in float besides `opts.exclude`."""
-    import onnx
-
-    return _float_nodes(onnx.load(str(preprocessed)).graph, opts)
-
-
-def _float_nodes(graph, opts: QuantOptions) -> list[str]:
     suffixes = (HEAD_SUFFIXES if opts.float_head else ()) + (PROJECTION_SUFFIXES if opts.float_projection else ())
-    return [n for n in _quantizable(graph, ["MatMul"]) if suffixes and n.endswith(suffixes)]
+    return [n for n in quantizable_nodes(graph, ["MatMul"]) if n.endswith(suffixes)]
 
 
 def _quantize(src: Path, out: Path, opts: QuantOptions) -> None:
     import onnx
 
     model = onnx.load(str(src))  # loaded once: node lookup, embedding rewrite and quantization share it
-    exclude = list(opts.exclude) + _float_nodes(model.graph, opts)
+    exclude = list(opts.exclude) + float_nodes(model.graph, opts)
     if "Gather" in opts.op_types:
         exclude += rewrite_embeddings(model, skip=set(exclude), storage=opts.embeddings)
     _quantize_dynamic(model, out, opts, exclude)
@@ -140,13 +134,7 @@ def _quantize_dynamic(model, out: Path, opts: QuantOptions, exclude: list[str]) 
                      per_channel=opts.per_channel, reduce_range=opts.reduce_range)
 
 
-def quantizable_nodes(preprocessed: Path, op_types: list[str]) -> list[str]:
+def quantizable_nodes(graph, op_types: list[str]) -> list[str]:
     """Names of the nodes of a pre-processed graph that quantization would touch."""
-    import onnx
-
-    return _quantizable(onnx.load(str(preprocessed)).graph, op_types)
-
-
-def _quantizable(graph, op_types: list[str]) -> list[str]:
     weights = {i.name for i in graph.initializer}
     return [n.name for n in graph.node if n.op_type in op_types and any(x in weights for x in n.input)]
