@@ -12,21 +12,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "runtime"))
+sys.path[:0] = [str(ROOT / "runtime"), str(ROOT / "export")]
 
-
-def rss_mb() -> float:
-    """Current resident set of this process (VmRSS)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from koner.system import rss_mb  # noqa: E402
+from koner_export.corpus import PARITY_CORPUS, texts as corpus_texts  # noqa: E402
 
 
 def inputs(seed: int = 0) -> list[str]:
     """Mixed inputs: real sentences, commands, empty, emoji, control characters, long paragraphs."""
-    data = ROOT / "export" / "koner_export" / "data" / "parity-corpus.jsonl"
-    texts = [json.loads(l)["text"] for l in open(data, encoding="utf-8")]
+    texts = corpus_texts(PARITY_CORPUS)
     rng = random.Random(seed)
     odd = ["", "   ", "😀👨‍👩‍👧 서울", "\x00\x01가\u202e나", "e\u0301" * 50, "ㅋ" * 300, "[CLS] [SEP] ##"]
     return texts + odd + [" ".join(rng.sample(texts, 5)) for _ in range(20)]

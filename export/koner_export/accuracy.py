@@ -17,9 +17,16 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .checkpoint import torch_logits
+from .corpus import CALIBRATION, texts as corpus_texts
 from .quantize import QuantOptions, float_nodes, preprocess, quantizable_nodes, quantize
 
-CALIBRATION = Path(__file__).resolve().parent / "data" / "calibration.jsonl"
+
+def check_agreement(value: float) -> float:
+    """A --min-agreement value: a share above 0 and at most 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"min_agreement is a share of tokens, above 0 and at most 1 (e.g. 0.995), not {value!r}")
+    return float(value)
 
 
 def _group(node: str) -> str:
@@ -36,8 +43,9 @@ def _batches(ckpt, texts: list[str]):
 
 def _logits(path: Path, batches) -> list[np.ndarray]:
     from koner.session import ModelSession, SessionOptions
+    from koner.system import usable_cpus
 
-    sess = ModelSession(path, SessionOptions(threads=2))
+    sess = ModelSession(path, SessionOptions(threads=usable_cpus()))
     return [sess.run(i, m)[0] for i, m in batches]
 
 
@@ -53,18 +61,17 @@ def _agreement(ref: list[np.ndarray], got: list[np.ndarray]) -> tuple[float, flo
 
 def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, corpus: Optional[Path],
                    progress: Callable[[str], None], min_sentence_agreement: float = 0.99):
-    """QuantOptions with the fewest sensitive groups excluded that meet the targets, and a report."""
-    import json
+    """QuantOptions with the fewest sensitive groups excluded that meet the targets, and a report.
 
+    The report's `met` says whether the targets were reached; when keeping every group in float does not
+    reach them, the most faithful quantization found is returned with `met` false.
+    """
     import onnx
-    import torch
 
-    texts = [json.loads(l)["text"] for l in open(corpus or CALIBRATION, encoding="utf-8") if l.strip()]
+    check_agreement(min_agreement)
+    texts = corpus_texts(corpus or CALIBRATION)
     batches = _batches(ckpt, texts)
-    with torch.no_grad():
-        ref = [ckpt.model(input_ids=torch.from_numpy(i), attention_mask=torch.from_numpy(m),
-                          token_type_ids=torch.zeros_like(torch.from_numpy(i))).logits[0].numpy()
-               for i, m in batches]
+    ref = [torch_logits(ckpt.model, i, m)[0] for i, m in batches]
     report: dict = {"calibration_texts": len(texts), "targets": {"token": min_agreement,
                                                                  "sentence": min_sentence_agreement}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,6 +97,7 @@ def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, 
         progress(f"int8: token agreement {tok:.4%}, sentences {sent:.2%}")
         if tok >= min_agreement and sent >= min_sentence_agreement:
             report["kept_in_float"] = []
+            report["met"] = True
             return quant, report
         # sensitivity: quantize each group alone and measure its logit error
         sens = {}
@@ -110,6 +118,9 @@ def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, 
             if tok >= min_agreement and sent >= min_sentence_agreement:
                 break
         report["kept_in_float"] = kept
+        report["met"] = tok >= min_agreement and sent >= min_sentence_agreement
+        if not report["met"]:
+            progress(f"the targets were not reached even with {len(kept)} groups in float; keeping that model")
         report["result"] = {"token_agreement": round(tok, 5), "sentence_agreement": round(sent, 4), "bytes": size,
                             "seconds": round(secs, 2),
                             "size_cost": round(size / size0 - 1, 4), "time_cost": round(secs / secs0 - 1, 4)}

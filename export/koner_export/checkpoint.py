@@ -1,10 +1,14 @@
 """A local checkpoint folder -> the PyTorch token classifier and its fast tokenizer, checked."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from koner.manifest import sha256
+from koner.tokens import normalizer_flags
 
 from .errors import CheckpointError
 
@@ -23,13 +27,14 @@ class Checkpoint:
     files: dict
 
 
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def torch_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """PyTorch logits [batch, seq, labels] for int64 ids and mask, token_type_ids all zero (one segment)."""
+    import torch
+
+    ids_t = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+    with torch.no_grad():
+        return model(input_ids=ids_t, attention_mask=torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)),
+                     token_type_ids=torch.zeros_like(ids_t)).logits.numpy()
 
 
 def load(folder: Path) -> Checkpoint:
@@ -69,8 +74,12 @@ def load(folder: Path) -> Checkpoint:
     if len(tokenizer) > config.vocab_size:
         raise CheckpointError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but the model's embedding table "
                               f"only {config.vocab_size}; use the tokenizer the model was trained with")
-    normalizer = json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer") or {}
-    lowercase = bool(normalizer.get("lowercase", False))
+    flags = normalizer_flags(json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer"))
+    if flags.strips_accents:
+        raise CheckpointError(f"{folder}: the tokenizer's {flags.strips_accents} normalizer strips accents, which "
+                              "decomposes Hangul into jamo; set \"strip_accents\": false in tokenizer_config.json "
+                              "(and in tokenizer.json's normalizer) and export again")
+    lowercase = flags.lowercase
     max_length = int(getattr(config, "max_position_embeddings", 512))
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in
              (".json", ".txt", ".bin", ".safetensors")}

@@ -1,17 +1,103 @@
-"""The heavy verbs of the `koner` command: export, parity and bench."""
+"""koner_export's verbs of the `koner` command: export, parity and bench (registered by `register`).
+
+Importing this module is cheap (no torch); each verb imports the heavy libraries when it runs, and a
+missing one is reported as the `[export]` extra's install hint.
+"""
 from __future__ import annotations
 
+import argparse
+import functools
 import json
-import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
-from .export import export_model
-from .quantize import QuantOptions
+from koner import exitcodes
+from koner.cli import EXTRA_HINT
+
+HEAVY = ("torch", "transformers", "onnx", "optimum", "safetensors", "huggingface_hub", "matplotlib")
 
 
-def run_export(args) -> int:
+def register(sub) -> None:
+    """Add `export`, `parity` and `bench` to the `koner` command's sub-parsers."""
+    from .bench import add_arguments as bench_arguments
+
+    e = sub.add_parser("export", help="checkpoint (hub id or folder) -> int8 ONNX model folder  [export extra]")
+    e.add_argument("source", help="hub model id (owner/name) or local checkpoint folder")
+    e.add_argument("-o", "--out", required=True, help="output folder (must not exist unless --force)")
+    e.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    e.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    e.add_argument("--keep-fp32", action="store_true", help="also write model-fp32.onnx")
+    e.add_argument("--per-channel", action="store_true")
+    e.add_argument("--reduce-range", action="store_true")
+    e.add_argument("--u8u8", action="store_true", help="uint8 weights (CPUs without VNNI)")
+    e.add_argument("--op-types", default="MatMul,Gather", help="comma-separated ops to quantize")
+    e.add_argument("--exclude-node", action="append", default=[], help="node name to keep in float (repeatable)")
+    e.add_argument("--int8-head", action="store_true",
+                   help="also quantize the classifier (kept in float by default)")
+    e.add_argument("--int8-projection", action="store_true",
+                   help="also quantize ELECTRA's embedding projection (kept in float by default)")
+    e.add_argument("--int8-embeddings", action="store_true",
+                   help="int8 embedding tables with a scale per row (4.5 MB smaller than the default fp16, "
+                        "less exact)")
+    e.add_argument("--min-agreement", type=_agreement, help="keep the most sensitive nodes in float until int8 "
+                                                            "token labels agree with PyTorch at least this often "
+                                                            "(a share in (0, 1], e.g. 0.995)")
+    e.add_argument("--corpus", help="parity / calibration corpus (JSONL with 'text'; default: the bundled one)")
+    e.add_argument("--no-parity", action="store_true", help="skip the parity suite at the end")
+    e.set_defaults(run=_needs_extra(run_export))
+
+    q = sub.add_parser("parity", help="compare a model folder with the PyTorch model  [export extra]")
+    q.add_argument("source", help="hub model id or local checkpoint folder")
+    q.add_argument("onnx_dir", help="folder written by `koner export`")
+    q.add_argument("--corpus", help="JSONL with 'text' (and optional 'gold' spans); default: the bundled one")
+    q.add_argument("--report", help="write the JSON report here (a .md summary is written beside it)")
+    q.add_argument("--sample", type=_positive, help="use at most this many texts (every category kept)")
+    q.set_defaults(run=_needs_extra(run_parity_cli))
+
+    b = sub.add_parser("bench", help="benchmark koner against PyTorch and optimum  [export extra]",
+                       description="Latency, throughput, cold start, memory and size of five systems, side by side.")
+    bench_arguments(b)
+    b.set_defaults(run=_needs_extra(run_bench))
+
+
+def _positive(value: str) -> int:
+    from koner.cli import positive_int
+
+    return positive_int(value)
+
+
+def _agreement(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 1], not {value!r}") from None
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 1] (e.g. 0.995), not {value!r}")
+    return x
+
+
+def _needs_extra(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`fn`, reporting a missing heavy library as the install hint instead of a traceback."""
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except ImportError as exc:
+            if exc.name and exc.name.split(".")[0] in HEAVY:
+                print(f"koner: {EXTRA_HINT} (missing: {exc.name})", file=sys.stderr)
+                return exitcodes.USAGE
+            raise
+
+    return run
+
+
+def run_export(args: argparse.Namespace) -> int:
     """`koner export SOURCE -o OUT_DIR`."""
+    from .export import export_model
+    from .quantize import QuantOptions
+
     quant = QuantOptions(per_channel=args.per_channel, reduce_range=args.reduce_range, u8u8=args.u8u8,
                          op_types=[o for o in args.op_types.split(",") if o], exclude=list(args.exclude_node),
                          float_head=not args.int8_head, float_projection=not args.int8_projection,
@@ -19,11 +105,14 @@ def run_export(args) -> int:
     export_model(args.source, Path(args.out), revision=args.revision, quant=quant, keep_fp32=args.keep_fp32,
                  force=args.force, parity=not args.no_parity, min_agreement=args.min_agreement,
                  corpus=Path(args.corpus) if args.corpus else None)
-    return 0
+    return exitcodes.OK
 
 
-def run_parity_cli(args) -> int:
+def run_parity_cli(args: argparse.Namespace) -> int:
     """`koner parity SOURCE ONNX_DIR`: exit 1 when a threshold fails."""
+    from koner.manifest import read_manifest
+
+    read_manifest(Path(args.onnx_dir))  # a folder that is no koner model fails now, before PyTorch loads
     from .checkpoint import load
     from .parity import run_parity
     from .source import resolve
@@ -37,14 +126,11 @@ def run_parity_cli(args) -> int:
         out.write_text(json.dumps({k: v for k, v in report.items() if k != "markdown"}, indent=1,
                                   ensure_ascii=False) + "\n", "utf-8")
         out.with_suffix(".md").write_text(report["markdown"], "utf-8")
-    return 0 if report["passed"] else 1
+    return exitcodes.OK if report["passed"] else exitcodes.FAILED
 
 
-def run_bench(args) -> int:
-    """`koner bench ...`: runs benchmarks/run.py from a source checkout."""
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
-    if not script.is_file():
-        print("koner: the benchmark script ships with the source tree (benchmarks/run.py); run it from a checkout",
-              file=sys.stderr)
-        return 2
-    return subprocess.call([sys.executable, str(script), *args.bench_args])
+def run_bench(args: argparse.Namespace) -> int:
+    """`koner bench [options]`: the side-by-side benchmark."""
+    from .bench import run
+
+    return run(args)

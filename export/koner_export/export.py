@@ -1,51 +1,40 @@
 """`koner export`: a fine-tuned checkpoint -> a validated, int8-quantized, self-contained model folder."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from .checkpoint import load, sha256
+from koner.manifest import MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
+
+from .checkpoint import load
+from .environment import versions
 from .errors import ExportError, OutputExistsError, ParityError
 from .onnx_export import OPSET, export as to_onnx, validate
 from .optimize import LEVEL as GRAPH_LEVEL, optimize
 from .quantize import QuantOptions, quantize
 from .source import resolve
 
-MODEL, MODEL_FP32, TOKENIZER, MANIFEST = "model.onnx", "model-fp32.onnx", "tokenizer.json", "koner.json"
 
-
-def progress(msg: str) -> None:
+def progress_line(msg: str) -> None:
     """One progress line on stderr."""
     print(f"[koner export] {msg}", file=sys.stderr, flush=True)
 
 
-def versions() -> dict:
-    """Versions of the libraries that took part."""
-    import numpy
-    import onnx
-    import onnxruntime
-    import tokenizers
-    import torch
-    import transformers
-
-    import koner
-
-    return {"koner": koner.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "tokenizers": tokenizers.__version__,
-            "numpy": numpy.__version__}
-
-
 def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, quant: QuantOptions = QuantOptions(),
                  keep_fp32: bool = False, force: bool = False, parity: bool = True,
-                 min_agreement: Optional[float] = None, corpus: Optional[Path] = None) -> dict:
+                 min_agreement: Optional[float] = None, corpus: Optional[Path] = None,
+                 progress: Callable[[str], None] = progress_line) -> dict:
     """Export SOURCE to OUT_DIR and return the manifest; nothing is left behind on failure."""
     out_dir = Path(out_dir)
+    if min_agreement is not None:
+        from .accuracy import check_agreement
+
+        check_agreement(min_agreement)
     if out_dir.exists() and not force:
         raise OutputExistsError(f"{out_dir}: already exists; pass --force to replace it")
     parent = out_dir.resolve().parent
@@ -67,45 +56,37 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
     try:
-        fp32 = tmp / MODEL_FP32
+        fp32 = tmp / MODEL_FP32_FILE
         progress("exporting to ONNX")
         to_onnx(ckpt.model, ckpt.tokenizer, fp32)
         diff = validate(ckpt.model, ckpt.tokenizer, fp32)
         progress(f"ONNX logits match PyTorch (max |diff| {diff:.1e})")
-        ckpt.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER))
-        manifest = {
-            "format": 1,
-            "labels": ckpt.labels,
-            "max_length": ckpt.max_length,
-            "model_file": MODEL,
-            "tokenizer_file": TOKENIZER,
-            "tokenizer": {"lowercase": ckpt.lowercase, "vocab_size": len(ckpt.tokenizer),
-                          "embedding_rows": int(ckpt.model.config.vocab_size)},
-            "source": src_info,
-            "export": {"opset": OPSET, "validation_max_abs_logit_diff": diff, "keep_fp32": keep_fp32},
-            "versions": versions(),
-        }
+        ckpt.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
+        manifest = ManifestDraft(labels=ckpt.labels, max_length=ckpt.max_length, lowercase=ckpt.lowercase,
+                                 vocab_size=len(ckpt.tokenizer), embedding_rows=int(ckpt.model.config.vocab_size),
+                                 source=src_info, opset=OPSET, validation_max_abs_logit_diff=diff,
+                                 keep_fp32=keep_fp32, versions=versions())
         progress("quantizing to int8")
         if min_agreement is not None:
             from .accuracy import fit_exclusions
 
             quant, report = fit_exclusions(ckpt, fp32, quant, min_agreement, corpus, progress)
-            manifest["accuracy_aware"] = report
+            manifest.set_accuracy_aware(report)
         unfused = tmp / "model-int8.onnx"
         quantize(fp32, unfused, quant)
-        manifest["quantization"] = quant.to_json()
+        manifest.set_quantization(quant.to_json())
         progress(f"optimizing the graph ({GRAPH_LEVEL} level)")
-        optimize(unfused, tmp / MODEL)
+        optimize(unfused, tmp / MODEL_FILE)
         unfused.unlink()
-        manifest["export"]["graph_optimization"] = GRAPH_LEVEL
-        _write_manifest(tmp, manifest, keep_fp32)
+        manifest.set_graph_optimization(GRAPH_LEVEL)
+        manifest.write(tmp, _files(tmp, keep_fp32))
         if parity:
             from .parity import run_parity
 
             progress("running the parity suite")
             report = run_parity(ckpt, tmp, corpus=corpus, progress=progress)
-            manifest["parity"] = report["summary"]
-            (tmp / "parity.md").write_text(report["markdown"], "utf-8")
+            manifest.set_parity(report["summary"])
+            (tmp / PARITY_FILE).write_text(report["markdown"], "utf-8")
             print(report["markdown"], file=sys.stderr)
             if not report["passed"]:
                 ties = report["summary"]["pytorch_near_ties"]["texts"]
@@ -114,7 +95,7 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
                                   "keeps sensitive layers in float; rerun with --no-parity to keep the export as is)")
         if not keep_fp32:
             fp32.unlink()
-        _write_manifest(tmp, manifest, keep_fp32)
+        manifest.write(tmp, _files(tmp, keep_fp32))
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
             os.replace(out_dir, old / "x")
@@ -125,12 +106,12 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    size = (out_dir / MODEL).stat().st_size
+    size = (out_dir / MODEL_FILE).stat().st_size
     progress(f"wrote {out_dir} (model.onnx {size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
-    return manifest
+    return manifest.to_dict()
 
 
-def _write_manifest(folder: Path, manifest: dict, keep_fp32: bool) -> None:
-    names = [MODEL, TOKENIZER] + ([MODEL_FP32] if keep_fp32 else []) + (["parity.md"] if (folder / "parity.md").exists() else [])
-    manifest["files"] = {n: {"sha256": sha256(folder / n), "bytes": (folder / n).stat().st_size} for n in names}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", "utf-8")
+def _files(folder: Path, keep_fp32: bool) -> list[str]:
+    """The files of a model folder that the manifest hashes."""
+    return ([MODEL_FILE, TOKENIZER_FILE] + ([MODEL_FP32_FILE] if keep_fp32 else []) +
+            ([PARITY_FILE] if (folder / PARITY_FILE).exists() else []))

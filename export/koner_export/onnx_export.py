@@ -34,19 +34,17 @@ def export(model, tokenizer, out: Path) -> None:
 
 def max_logit_diff(model, tokenizer, onnx_path: Path, texts=CHECK_TEXTS) -> float:
     """Largest |PyTorch logit - ONNX logit| over `texts`, each run alone."""
-    import onnxruntime as ort
-    import torch
+    from koner.session import ModelSession, SessionOptions
+    from koner.system import usable_cpus
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    from .checkpoint import torch_logits
+
+    sess = ModelSession(onnx_path, SessionOptions(threads=usable_cpus()), quantized=False)
     worst = 0.0
     for text in texts:
         enc = tokenizer(text, return_tensors="np", truncation=True)
-        feed = {k: enc[k].astype(np.int64) if k in enc else np.zeros_like(enc["input_ids"], dtype=np.int64)
-                for k in INPUTS}
-        got = sess.run(None, feed)[0]
-        with torch.no_grad():
-            ref = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
-        worst = max(worst, float(np.abs(got - ref).max()))
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        worst = max(worst, float(np.abs(sess.run(ids, mask) - torch_logits(model, ids, mask)).max()))
     return worst
 
 

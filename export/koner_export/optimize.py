@@ -12,8 +12,8 @@ def optimize(src: Path, out: Path) -> None:
     """Write `src` with onnxruntime's extended-level graph optimizations applied to `out`."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    from koner.session import session_options
+
+    so = session_options(1, LEVEL)
     so.optimized_model_filepath = str(out)
-    so.log_severity_level = 3
     ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])

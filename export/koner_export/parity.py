@@ -7,10 +7,9 @@ corpus has them, and the worst disagreements with both probabilities.
 """
 from __future__ import annotations
 
-import json
-import random
 import tempfile
-from collections import Counter, defaultdict
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,8 +18,11 @@ import numpy as np
 from koner import NER
 from koner import windows as win
 from koner.aggregate import STRATEGIES, softmax
+from koner.manifest import MANIFEST_FILE, MODEL_FP32_FILE, TOKENIZER_FILE, read_manifest
 
-CORPUS = Path(__file__).resolve().parent / "data" / "parity-corpus.jsonl"
+from .checkpoint import torch_logits
+from .corpus import PARITY_CORPUS as CORPUS, read_jsonl, sample_rows
+
 THRESHOLDS = {
     "tokenization_identical": 1.0,  # share of texts with identical ids and offsets
     "fp32_entities_identical": 1.0,  # share of texts whose fp32 entity lists equal the pipeline's (all strategies)
@@ -35,23 +37,7 @@ NEAR_TIE = 0.01
 
 def load_corpus(path: Optional[Path] = None, sample: Optional[int] = None, seed: int = 0) -> list[dict]:
     """Corpus rows ({'text', optional 'id', 'category', 'gold'}); `sample` keeps every category."""
-    rows = []
-    with open(path or CORPUS, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                r = json.loads(line)
-                r.setdefault("id", str(n))
-                r.setdefault("category", "text")
-                rows.append(r)
-    if sample and sample < len(rows):
-        by_cat: dict[str, list] = defaultdict(list)
-        for r in rows:
-            by_cat[r["category"]].append(r)
-        rng = random.Random(seed)
-        share = sample / len(rows)
-        rows = [r for cat in sorted(by_cat) for r in
-                rng.sample(by_cat[cat], max(1, min(len(by_cat[cat]), round(len(by_cat[cat]) * share))))]
-    return rows
+    return sample_rows(read_jsonl(path or CORPUS), sample, seed)
 
 
 def _prf(ref: list[set], got: list[set]) -> dict:
@@ -77,99 +63,135 @@ def _same(ref: list[dict], got: list[dict], tol: Optional[float]) -> bool:
     return True
 
 
+@dataclass
+class _Labels:
+    """What the token-label stage measured over the corpus."""
+
+    max_diff32: float = 0.0
+    agree8: int = 0
+    agree32: int = 0
+    tokens: int = 0
+    near_tie_texts: int = 0
+    fits: list = field(default_factory=list)  # per text: within the model's length
+    flips: list = field(default_factory=list)
+
+
 def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: Optional[int] = None,
                thresholds: Optional[dict] = None, progress: Callable[[str], None] = lambda m: None) -> dict:
     """Run the suite; returns {'passed', 'failures', 'summary', 'markdown', ...} (see module doc)."""
-    import torch
-    from transformers import pipeline
-
     th = {**THRESHOLDS, **(thresholds or {})}
     onnx_dir = Path(onnx_dir)
+    read_manifest(onnx_dir)  # a folder koner cannot load fails here, before any model runs
     rows = load_corpus(corpus, sample)
     texts = [r["text"] for r in rows]
-    tmp = None
-    fp32_file = "model-fp32.onnx"
-    if not (onnx_dir / fp32_file).is_file():
-        from .onnx_export import export
+    with tempfile.TemporaryDirectory() as tmp:
+        rt8 = NER.load(onnx_dir, threads=1, workers=1)
+        rt32 = NER.load(_fp32_folder(ckpt, onnx_dir, Path(tmp)), threads=1, workers=1, model_file=MODEL_FP32_FILE)
+        if list(rt8.labels) != list(ckpt.labels):
+            progress("warning: the manifest's labels differ from the checkpoint's")
+        progress(f"tokenization on {len(texts)} texts")
+        encoded = [rt8.tokenizer.encode(t) for t in texts]
+        tok_bad = _tokenization(ckpt, rows, encoded)
+        progress("logits and token labels")
+        lab = _token_labels(ckpt, rows, encoded, rt8, rt32)
+        progress("entities against the transformers pipeline, five strategies")
+        fit_idx = [k for k, f in enumerate(lab.fits) if f and texts[k].strip()]
+        per_strategy, pt_simple, rt8_simple = _entity_lists(ckpt, [texts[k] for k in fit_idx], rt8, rt32, th)
+    gold = _gold([rows[k] for k in fit_idx], pt_simple, rt8_simple)
+    summary = {
+        "texts": len(rows), "texts_within_max_length": len(fit_idx), "tokens": lab.tokens,
+        "categories": dict(sorted(Counter(r["category"] for r in rows).items())),
+        "tokenization_identical": round(1 - len(tok_bad) / max(1, len(rows)), 4),
+        "fp32_max_abs_logit_diff": float(f"{lab.max_diff32:.2e}"),
+        "fp32_token_agreement": round(lab.agree32 / max(1, lab.tokens), 5),
+        "int8_token_agreement": round(lab.agree8 / max(1, lab.tokens), 5),
+        "int8_flips": {"tokens": len(lab.flips), "texts": len({f["id"] for f in lab.flips}),
+                       "max_pytorch_logit_margin": max((f["pytorch_logit_margin"] for f in lab.flips), default=None)},
+        "pytorch_near_ties": {"logit_margin": NEAR_TIE, "texts": lab.near_tie_texts},
+        "strategies": per_strategy,
+        "gold": gold,
+    }
+    failures = _failures(summary, tok_bad, th)
+    report = {"passed": not failures, "failures": failures, "summary": summary, "thresholds": th,
+              "worst_disagreements": lab.flips[:20], "tokenization_mismatches": tok_bad[:50]}
+    report["markdown"] = _markdown(report)
+    return report
 
-        tmp = tempfile.TemporaryDirectory()
-        for name in ("koner.json", "tokenizer.json"):
-            (Path(tmp.name) / name).write_bytes((onnx_dir / name).read_bytes())
-        export(ckpt.model, ckpt.tokenizer, Path(tmp.name) / fp32_file)
-        fp32_dir = Path(tmp.name)
-    else:
-        fp32_dir = onnx_dir
-    rt8 = NER.load(onnx_dir, threads=1)
-    rt32 = NER.load(fp32_dir, threads=1, model_file=fp32_file)
-    labels = rt8.labels
-    if list(labels) != list(ckpt.labels):
-        progress("warning: the manifest's labels differ from the checkpoint's")
 
-    # 1. tokenization
-    progress(f"tokenization on {len(texts)} texts")
-    tok_bad = []
-    encoded = [rt8.tokenizer.encode(t) for t in texts]
-    for r, t, mine in zip(rows, texts, encoded):
-        ref = ckpt.tokenizer(t, return_offsets_mapping=True, add_special_tokens=True)
+def _fp32_folder(ckpt, onnx_dir: Path, tmp: Path) -> Path:
+    """A folder holding the fp32 model: the export's own --keep-fp32 file, or one exported into `tmp` now."""
+    if (onnx_dir / MODEL_FP32_FILE).is_file():
+        return onnx_dir
+    from .onnx_export import export
+
+    for name in (MANIFEST_FILE, TOKENIZER_FILE):
+        (tmp / name).write_bytes((onnx_dir / name).read_bytes())
+    export(ckpt.model, ckpt.tokenizer, tmp / MODEL_FP32_FILE)
+    return tmp
+
+
+def _tokenization(ckpt, rows: list[dict], encoded: list) -> list[str]:
+    """Ids of the texts whose token ids or offsets differ from the transformers tokenizer's."""
+    bad = []
+    for r, mine in zip(rows, encoded):
+        ref = ckpt.tokenizer(r["text"], return_offsets_mapping=True, add_special_tokens=True)
         if list(mine.ids) != list(ref["input_ids"]) or [tuple(o) for o in mine.offsets] != \
                 [tuple(o) for o in ref["offset_mapping"]]:
-            tok_bad.append(r["id"])
+            bad.append(r["id"])
+    return bad
 
-    # 2-3. logits and token labels, over the runtime's own windows
-    progress("logits and token labels")
-    model = ckpt.model
-    max_diff32 = 0.0
-    agree8 = agree32 = n_tok = 0
-    flips = []
-    fits = []
-    near_tie_texts = 0
-    for r, t, toks in zip(rows, texts, encoded):
-        fits.append(len(toks.ids) <= rt8.max_length)
+
+def _token_labels(ckpt, rows: list[dict], encoded: list, rt8: NER, rt32: NER) -> _Labels:
+    """Logits and token labels of PyTorch, fp32 and int8 over the runtime's own windows, text by text."""
+    labels = rt8.labels
+    lab = _Labels()
+    for r, toks in zip(rows, encoded):
+        lab.fits.append(len(toks.ids) <= rt8.max_length)
         plan = win.plan(toks, rt8.max_length, rt8.overlap)
         ref_l, l32, l8 = [], [], []
         for w in plan:
             ids = w.ids[None, :]
             mask = np.ones_like(ids)
-            with torch.no_grad():
-                ref_l.append(model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                                   token_type_ids=torch.zeros_like(torch.from_numpy(ids))).logits[0].numpy())
+            ref_l.append(torch_logits(ckpt.model, ids, mask)[0])
             l32.append(rt32.session.run(ids, mask)[0])
             l8.append(rt8.session.run(ids, mask)[0])
         ref = win.stitch(len(toks.ids), plan, ref_l)
         a32 = win.stitch(len(toks.ids), plan, l32)
         a8 = win.stitch(len(toks.ids), plan, l8)
         keep = ~toks.special
-        max_diff32 = max(max_diff32, float(np.abs(a32 - ref).max()))
+        lab.max_diff32 = max(lab.max_diff32, float(np.abs(a32 - ref).max()))
         pr, p32, p8 = ref.argmax(-1), a32.argmax(-1), a8.argmax(-1)
-        agree32 += int((pr == p32)[keep].sum())
-        agree8 += int((pr == p8)[keep].sum())
-        n_tok += int(keep.sum())
+        lab.agree32 += int((pr == p32)[keep].sum())
+        lab.agree8 += int((pr == p8)[keep].sum())
+        lab.tokens += int(keep.sum())
         top2 = np.sort(ref[keep], -1)[:, -2:]
-        near_tie_texts += bool(top2.size and (top2[:, 1] - top2[:, 0]).min() < NEAR_TIE)
+        lab.near_tie_texts += bool(top2.size and (top2[:, 1] - top2[:, 0]).min() < NEAR_TIE)
         pref, p8s = softmax(ref), softmax(a8)
+        t = r["text"]
         for i in np.flatnonzero(keep & (pr != p8)):
-            flips.append({"id": r["id"], "text": t if len(t) <= 200 else t[:200] + "…", "token": toks.strings[i],
-                          "start": toks.offsets[i][0], "end": toks.offsets[i][1],
-                          "pytorch": labels[pr[i]], "pytorch_p": round(float(pref[i, pr[i]]), 4),
-                          "int8": labels[p8[i]], "int8_p": round(float(p8s[i, p8[i]]), 4),
-                          "pytorch_margin": round(float(pref[i, pr[i]] - pref[i, p8[i]]), 4),
-                          "pytorch_logit_margin": round(float(ref[i, pr[i]] - ref[i, p8[i]]), 4)})
-    flips.sort(key=lambda f: -f["pytorch_margin"])
+            lab.flips.append({"id": r["id"], "text": t if len(t) <= 200 else t[:200] + "…", "token": toks.strings[i],
+                              "start": toks.offsets[i][0], "end": toks.offsets[i][1],
+                              "pytorch": labels[pr[i]], "pytorch_p": round(float(pref[i, pr[i]]), 4),
+                              "int8": labels[p8[i]], "int8_p": round(float(p8s[i, p8[i]]), 4),
+                              "pytorch_margin": round(float(pref[i, pr[i]] - pref[i, p8[i]]), 4),
+                              "pytorch_logit_margin": round(float(ref[i, pr[i]] - ref[i, p8[i]]), 4)})
+    lab.flips.sort(key=lambda f: -f["pytorch_margin"])
+    return lab
 
-    # 4. entities against the transformers pipeline (texts within the model's length: the pipeline truncates)
-    progress("entities against the transformers pipeline, five strategies")
-    fit_idx = [k for k, f in enumerate(fits) if f and texts[k].strip()]
+
+def _entity_lists(ckpt, texts: list[str], rt8: NER, rt32: NER, th: dict):
+    """Per strategy: fp32 and int8 entity lists against the transformers pipeline (texts within the model's
+    length: the pipeline truncates); also PyTorch's and int8's `simple` lists, for the gold stage."""
+    from transformers import pipeline
+
     per_strategy = {}
-    pt_simple = None
-    rt8_simple = None
+    pt_simple = rt8_simple = None
     for s in STRATEGIES:
-        pipe = pipeline("token-classification", model=model, tokenizer=ckpt.tokenizer, aggregation_strategy=s,
+        pipe = pipeline("token-classification", model=ckpt.model, tokenizer=ckpt.tokenizer, aggregation_strategy=s,
                         device=-1)
-        refs = [pipe(texts[k]) for k in fit_idx]
-        got32 = rt32.batch([texts[k] for k in fit_idx], batch_size=1, aggregation=s)
-        got8 = rt8.batch([texts[k] for k in fit_idx], batch_size=1, aggregation=s)
-        d32 = [[e.to_dict() for e in g] for g in got32]
-        d8 = [[e.to_dict() for e in g] for g in got8]
+        refs = [pipe(t) for t in texts]
+        d32 = [[e.to_dict() for e in g] for g in rt32.batch(texts, batch_size=1, aggregation=s)]
+        d8 = [[e.to_dict() for e in g] for g in rt8.batch(texts, batch_size=1, aggregation=s)]
         same32 = sum(_same(a, b, th["fp32_score_tolerance"]) for a, b in zip(refs, d32))
         same8 = sum(_same(a, b, None) for a, b in zip(refs, d8))
         worst_score = max((abs(float(a["score"]) - b["score"]) for ra, rb in zip(refs, d32)
@@ -180,29 +202,23 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
                            "int8_vs_pytorch": _prf([_spans(a) for a in refs], [_spans(b) for b in d8])}
         if s == "simple":
             pt_simple, rt8_simple = refs, d8
+    return per_strategy, pt_simple, rt8_simple
 
-    # 5. gold
-    gold = None
-    gold_idx = [j for j, k in enumerate(fit_idx) if rows[k].get("gold") is not None]
-    if gold_idx:
-        g = [{tuple(x) for x in rows[fit_idx[j]]["gold"]} for j in gold_idx]
-        f_pt = _prf(g, [_spans(pt_simple[j]) for j in gold_idx])["f1"]
-        f_rt = _prf(g, [_spans(rt8_simple[j]) for j in gold_idx])["f1"]
-        gold = {"sentences": len(gold_idx), "pytorch_f1": f_pt, "int8_f1": f_rt, "drop": round(f_pt - f_rt, 4)}
 
-    summary = {
-        "texts": len(rows), "texts_within_max_length": len(fit_idx), "tokens": n_tok,
-        "categories": dict(sorted(Counter(r["category"] for r in rows).items())),
-        "tokenization_identical": round(1 - len(tok_bad) / max(1, len(rows)), 4),
-        "fp32_max_abs_logit_diff": float(f"{max_diff32:.2e}"),
-        "fp32_token_agreement": round(agree32 / max(1, n_tok), 5),
-        "int8_token_agreement": round(agree8 / max(1, n_tok), 5),
-        "int8_flips": {"tokens": len(flips), "texts": len({f["id"] for f in flips}),
-                       "max_pytorch_logit_margin": max((f["pytorch_logit_margin"] for f in flips), default=None)},
-        "pytorch_near_ties": {"logit_margin": NEAR_TIE, "texts": near_tie_texts},
-        "strategies": per_strategy,
-        "gold": gold,
-    }
+def _gold(rows: list[dict], pt_simple: list, rt8_simple: list) -> Optional[dict]:
+    """Entity F1 of PyTorch and of int8 against the gold spans of the rows that have them."""
+    idx = [j for j, r in enumerate(rows) if r.get("gold") is not None]
+    if not idx:
+        return None
+    g = [{tuple(x) for x in rows[j]["gold"]} for j in idx]
+    f_pt = _prf(g, [_spans(pt_simple[j]) for j in idx])["f1"]
+    f_rt = _prf(g, [_spans(rt8_simple[j]) for j in idx])["f1"]
+    return {"sentences": len(idx), "pytorch_f1": f_pt, "int8_f1": f_rt, "drop": round(f_pt - f_rt, 4)}
+
+
+def _failures(summary: dict, tok_bad: list, th: dict) -> list[str]:
+    """One line for each threshold the summary misses."""
+    per_strategy, gold = summary["strategies"], summary["gold"]
     failures = []
     if summary["tokenization_identical"] < th["tokenization_identical"]:
         failures.append(f"tokenization differs on {len(tok_bad)} texts (e.g. {tok_bad[:3]})")
@@ -219,12 +235,7 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     if gold and gold["drop"] > th["gold_f1_drop"]:
         failures.append(f"int8 gold F1 {gold['int8_f1']:.4f} is {gold['drop'] * 100:.2f} points below "
                         f"PyTorch's {gold['pytorch_f1']:.4f} (> {th['gold_f1_drop'] * 100:.1f})")
-    if tmp is not None:
-        tmp.cleanup()
-    report = {"passed": not failures, "failures": failures, "summary": summary, "thresholds": th,
-              "worst_disagreements": flips[:20], "tokenization_mismatches": tok_bad[:50]}
-    report["markdown"] = _markdown(report)
-    return report
+    return failures
 
 
 def _markdown(rep: dict) -> str:

@@ -4,17 +4,63 @@ Softmax in float32; special tokens dropped; a token is a subword when its vocabu
 slice of the text differ in length ([UNK] never is); `simple` and `none` label each token by its
 argmax, `first | average | max` first fuse subwords into words; B-/I- grouping, where an `O` or a
 new `B-` closes a group, with the group's mean score; `O` is left out.
+
+`EntityStream` does the same for a long text whose rows arrive window by window: it cuts the rows at
+a word that every strategy labels `O` (where no entity can continue) and groups each piece alone, so
+it holds a few thousand rows at a time and gives exactly the entities of the whole text.
 """
 from __future__ import annotations
 
-from typing import Callable
+from enum import Enum
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 from .entity import Entity
 from .tokens import Tokens
 
-STRATEGIES = ("none", "simple", "first", "average", "max")
+Join = Callable[[list[str]], str]
+
+
+class Strategy(str, Enum):
+    """How tokens become entities: the transformers pipeline's `aggregation_strategy` values."""
+
+    NONE = "none"
+    SIMPLE = "simple"
+    FIRST = "first"
+    AVERAGE = "average"
+    MAX = "max"
+
+    @classmethod
+    def parse(cls, value: "str | Strategy") -> "Strategy":
+        """The strategy named `value`; ValueError listing the valid names otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"aggregation must be one of {', '.join(STRATEGIES)}, not {value!r}") from None
+
+
+STRATEGIES = tuple(s.value for s in Strategy)
+
+
+class Piece(NamedTuple):
+    """A visible token (subword strategies: before fusing into words) with its softmax scores."""
+
+    word: str  # the token string ([UNK]: the text it covers)
+    scores: np.ndarray  # float32 [labels]
+    start: int
+    end: int
+    is_subword: bool
+
+
+class Labelled(NamedTuple):
+    """A token or word with its chosen label and that label's score, ready for B-/I- grouping."""
+
+    label: str
+    score: float
+    word: str
+    start: int
+    end: int
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -25,6 +71,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _tag(label: str) -> tuple[str, str]:
+    """('B' | 'I', entity type) of a label; a label without a prefix counts as inside."""
     if label.startswith("B-"):
         return "B", label[2:]
     if label.startswith("I-"):
@@ -32,33 +79,37 @@ def _tag(label: str) -> tuple[str, str]:
     return "I", label
 
 
-def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, ...], strategy: str,
-             join: Callable[[list[str]], str], unk_id: int) -> list[Entity]:
-    """The entities of one text from one logits row per token."""
+def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
+             join: Join, unk_id: int, base: int = 0) -> list[Entity]:
+    """The entities of `tokens` from one logits row per token; `base` is the first token's index in the text."""
     scores = softmax(logits.astype(np.float32, copy=False))
-    if strategy in ("none", "simple"):
-        return _token_entities(text, tokens, scores, labels, strategy, join, unk_id)
-    pre = []  # (word, scores, start, end, index, is_subword)
-    for idx in np.flatnonzero(~tokens.special):
-        idx = int(idx)
+    if strategy in (Strategy.NONE, Strategy.SIMPLE):
+        return _token_entities(text, tokens, scores, labels, strategy, join, unk_id, base)
+    return _group(_words(_pieces(text, tokens, scores, unk_id), strategy, labels, join), text, join)
+
+
+def _pieces(text: str, tokens: Tokens, scores: np.ndarray, unk_id: int) -> list[Piece]:
+    """The visible tokens, each marked as a subword or a word start, as the pipeline's `gather_pre_entities`."""
+    out = []
+    for idx in np.flatnonzero(~tokens.special).tolist():
         word = tokens.strings[idx]
         start, end = tokens.offsets[idx]
         word_ref = text[start:end]
         is_subword = len(word) != len(word_ref)
         if int(tokens.ids[idx]) == unk_id:
             word, is_subword = word_ref, False
-        pre.append((word, scores[idx], start, end, idx, is_subword))
+        out.append(Piece(word, scores[idx], start, end, is_subword))
+    return out
 
-    return _group(_words(pre, strategy, labels, join), text, join)
 
-
-def _token_entities(text, tokens, scores, labels, strategy, join, unk_id) -> list[Entity]:
+def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
+                    join: Join, unk_id: int, base: int) -> list[Entity]:
     """`none` and `simple`: each token labelled by its argmax; only tokens not labelled O are visited."""
     visible = np.flatnonzero(~tokens.special)  # the pipeline drops special tokens before grouping
     best = scores[visible].argmax(-1)
     named = np.flatnonzero(np.asarray([lab != "O" for lab in labels])[best])
     ents: list[Entity] = []
-    run: list[tuple] = []  # (label, score, word, start, end, index) of the open group
+    run: list[Labelled] = []  # the open group
     prev = -2
     for j in named.tolist():
         idx = int(visible[j])
@@ -66,13 +117,13 @@ def _token_entities(text, tokens, scores, labels, strategy, join, unk_id) -> lis
         label = labels[k]
         start, end = tokens.offsets[idx]
         word = text[start:end] if int(tokens.ids[idx]) == unk_id else tokens.strings[idx]
-        item = (label, scores[idx, k], word, start, end, idx)
-        if strategy == "none":
-            ents.append(Entity(label=label, start=start, end=end, score=float(item[1]), text=text[start:end],
-                               word=word, index=idx))
+        item = Labelled(label, scores[idx, k], word, start, end)
+        if strategy is Strategy.NONE:
+            ents.append(Entity(label=label, start=start, end=end, score=float(item.score), text=text[start:end],
+                               word=word, index=base + idx))
             continue
         # a token joins the open group when it follows it directly with an I- of the same tag
-        if run and j == prev + 1 and _tag(label) == ("I", _tag(run[-1][0])[1]):
+        if run and j == prev + 1 and _tag(label) == ("I", _tag(run[-1].label)[1]):
             run.append(item)
         else:
             if run:
@@ -84,54 +135,112 @@ def _token_entities(text, tokens, scores, labels, strategy, join, unk_id) -> lis
     return ents
 
 
-def _entity(run: list[tuple], text: str, join) -> Entity:
+def _entity(run: list[Labelled], text: str, join: Join) -> Entity:
     """One group of tokens (or words) as an Entity with the group's mean score."""
-    label = run[0][0].split("-", 1)[-1]
+    label = _tag(run[0].label)[1]
     if len(run) == 1:
-        score = float(run[0][1])
+        score = float(run[0].score)
     else:  # the pipeline's np.mean(np.nanmean(scores)); scores of finite logits have no NaN
-        vals = [float(r[1]) for r in run]
+        vals = [float(r.score) for r in run]
         score = float(np.nanmean(vals)) if any(v != v for v in vals) else sum(vals) / len(vals)
-    start, end = run[0][3], run[-1][4]
+    start, end = run[0].start, run[-1].end
     return Entity(label=label, start=start, end=end, score=score, text=text[start:end],
-                  word=join([r[2] for r in run]))
+                  word=join([r.word for r in run]))
 
 
-def _words(pre, strategy: str, labels, join) -> list[tuple]:
-    groups: list[list[tuple]] = []
-    for p in pre:
-        if groups and p[5]:
+def _words(pieces: list[Piece], strategy: Strategy, labels: tuple[str, ...], join: Join) -> list[Labelled]:
+    """Subwords fused into words, each labelled by the word strategy (`first`, `average` or `max`)."""
+    groups: list[list[Piece]] = []
+    for p in pieces:
+        if groups and p.is_subword:
             groups[-1].append(p)
         else:
             groups.append([p])
     out = []
     for g in groups:
-        word = join([p[0] for p in g])
-        if strategy == "first":
-            sc = g[0][1]
-            k = int(sc.argmax())
-            score = sc[k]
-        elif strategy == "max":
-            sc = max(g, key=lambda p: p[1].max())[1]
-            k = int(sc.argmax())
-            score = sc[k]
-        elif strategy == "average":
-            avg = np.nanmean(np.stack([p[1] for p in g]), axis=0)
-            k = int(avg.argmax())
-            score = avg[k]
-        else:
-            raise ValueError(f"aggregation must be one of {STRATEGIES}, not {strategy!r}")
-        out.append((labels[k], score, word, g[0][2], g[-1][3], None))
+        word = join([p.word for p in g])
+        if strategy is Strategy.FIRST:
+            sc = g[0].scores
+        elif strategy is Strategy.MAX:
+            sc = max(g, key=lambda p: p.scores.max()).scores
+        else:  # Strategy.AVERAGE
+            sc = np.nanmean(np.stack([p.scores for p in g]), axis=0)
+        k = int(sc.argmax())
+        out.append(Labelled(labels[k], sc[k], word, g[0].start, g[-1].end))
     return out
 
 
-def _group(items: list[tuple], text: str, join) -> list[Entity]:
+def _group(items: list[Labelled], text: str, join: Join) -> list[Entity]:
     """B-/I- grouping of labelled words: an O or a new B- (or another tag) closes a group; O groups are dropped."""
-    runs: list[list[tuple]] = []
+    runs: list[list[Labelled]] = []
     for item in items:
-        bi, tag = _tag(item[0])
-        if runs and tag == _tag(runs[-1][-1][0])[1] and bi != "B":
+        bi, tag = _tag(item.label)
+        if runs and tag == _tag(runs[-1][-1].label)[1] and bi != "B":
             runs[-1].append(item)
         else:
             runs.append([item])
-    return [_entity(run, text, join) for run in runs if run[0][0].split("-", 1)[-1] != "O"]
+    return [_entity(run, text, join) for run in runs if _tag(run[0].label)[1] != "O"]
+
+
+class EntityStream:
+    """The entities of one long text from its logits rows as they come, holding only a few thousand rows."""
+
+    SEGMENT = 2048  # rows gathered before looking for a cut
+
+    def __init__(self, text: str, tokens: Tokens, labels: tuple[str, ...], strategy: Strategy, join: Join,
+                 unk_id: int):
+        self.text, self.tokens, self.labels, self.strategy = text, tokens, labels, strategy
+        self.join, self.unk_id = join, unk_id
+        self.o = labels.index("O") if "O" in labels else -1
+        self.first = 0  # index of the first held row's token
+        self.held: list[np.ndarray] = []
+        self.n_held = 0
+
+    def feed(self, first: int, rows: np.ndarray) -> list[Entity]:
+        """Take the rows of tokens first, first+1, ...; returns the entities that can no longer change."""
+        assert first == self.first + self.n_held, "rows must arrive in text order"
+        self.held.append(rows)
+        self.n_held += len(rows)
+        if self.n_held < self.SEGMENT or self.o < 0:
+            return []
+        rows_all = np.concatenate(self.held)
+        cut = self._cut(rows_all)
+        if cut is None:
+            self.held = [rows_all]
+            return []
+        out = self._entities(rows_all[:cut])
+        self.held, self.n_held, self.first = [rows_all[cut:]], len(rows_all) - cut, self.first + cut
+        return out
+
+    def close(self) -> list[Entity]:
+        """The entities of the rows still held (call after the last rows)."""
+        if not self.n_held:
+            return []
+        out = self._entities(np.concatenate(self.held))
+        self.held, self.n_held = [], 0
+        return out
+
+    def _entities(self, rows: np.ndarray) -> list[Entity]:
+        toks = self.tokens.slice(self.first, self.first + len(rows))
+        return entities(self.text, toks, rows, self.labels, self.strategy, self.join, self.unk_id, base=self.first)
+
+    def _cut(self, rows: np.ndarray) -> Optional[int]:
+        """The last held position where a whole word starts that every token of is labelled O, or None.
+
+        No group continues across such a word under any strategy (an O word closes groups and is dropped),
+        so the rows before it can be grouped on their own. The word must end inside the held rows.
+        """
+        is_o = rows.argmax(-1) == self.o
+        toks = self.tokens
+        starts = []  # held positions that start a word (not special, not a subword)
+        for i in range(1, len(rows)):
+            idx = self.first + i
+            if toks.special[idx]:
+                continue
+            start, end = toks.offsets[idx]
+            if int(toks.ids[idx]) == self.unk_id or len(toks.strings[idx]) == end - start:
+                starts.append(i)
+        for a, b in zip(reversed(starts[:-1]), reversed(starts[1:])):
+            if is_o[a:b].all():
+                return a
+        return None

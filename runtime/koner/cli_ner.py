@@ -1,105 +1,250 @@
-"""`koner ner`: a text argument, lines on stdin, or a JSONL stream in; a table or JSONL out."""
+"""`koner ner`: a text argument, lines or JSONL from stdin or a file in; a table or JSONL out, streamed.
+
+Texts run on worker threads (`NER.pipe`) and come out in input order as soon as they are done; a text
+longer than one model window gets all workers on its windows, and its entities are written as they are
+found, so a 1 MB line is never held twice. `--output FILE` is written under a temporary name and
+renamed at the end: a file with the final name is always complete.
+"""
 from __future__ import annotations
 
 import json
 import os
 import sys
-from typing import Iterator, Optional
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import IO, Iterable, Iterator, Optional
 
+from . import exitcodes
+from .aggregate import STRATEGIES
 from .entity import Entity
 from .ner import NER
+from .tokens import LONG_TEXT_CHARS, encodable
 
 
-def _printable(s: str) -> str:
-    """`s` with undecodable input bytes (lone surrogates) shown as U+FFFD."""
-    return s.encode("utf-8", "replace").decode("utf-8") if not s.isascii() else s
+def register(sub) -> None:
+    """Add the `ner` verb to the `koner` command's sub-parsers."""
+    from .cli import positive_int
+
+    p = sub.add_parser("ner", help="print the entities of a text, of lines on stdin, or of a JSONL stream")
+    p.add_argument("text", nargs="?", help="the text; without it, lines are read from stdin (or --input)")
+    p.add_argument("--model", help="model folder (default: the bundled stand-in)")
+    p.add_argument("--aggregation", default="simple", choices=STRATEGIES)
+    p.add_argument("--jsonl", action="store_true", help='input lines are {"id": ..., "text": ...} objects')
+    p.add_argument("--input", metavar="FILE", help="read lines from FILE instead of stdin")
+    p.add_argument("--output", metavar="FILE", help="write to FILE (complete or not at all) instead of stdout")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads per model call (default 1)")
+    p.add_argument("--workers", type=positive_int,
+                   help="texts run at once on threads sharing the model (default: usable CPUs / threads)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="texts read ahead per worker (16)")
+    p.add_argument("--format", choices=["auto", "table", "jsonl"], default="auto",
+                   help="output: a table on a terminal, JSONL otherwise (auto)")
+    p.add_argument("--no-text", action="store_true", help="JSONL output without the input text")
+    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
+                   help="a progress line on stderr (auto: when stderr is a terminal)")
+    p.set_defaults(run=run_ner)
 
 
-def _table(text: str, ents: list[Entity]) -> str:
-    if not ents:
-        return f"{_printable(text)}\n  (no entities)\n"
-    rows = [f"  {e.label:<4} {e.start:>5}-{e.end:<5} {e.score:.3f}  {_printable(e.text)}" for e in ents]
-    return f"{_printable(text)}\n" + "\n".join(rows) + "\n"
+@dataclass
+class Item:
+    """One input line: its number, JSONL id, text, or why it was skipped."""
+
+    line: int
+    ident: Optional[object] = None
+    text: Optional[str] = None
+    error: Optional[str] = None
 
 
-def _json(obj) -> str:
-    """One JSON line; Korean as is, undecodable input bytes as \\udcXX escapes (lossless)."""
-    line = json.dumps(obj, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        line = json.dumps(obj)
-    return line + "\n"
-
-
-def _items(stream, jsonl: bool) -> Iterator[tuple[int, Optional[object], Optional[str], Optional[str]]]:
-    """(line number, id, text, error) per input line."""
+def read_items(stream: Iterable[str], jsonl: bool) -> Iterator[Item]:
+    """One Item per input line (blank JSONL lines are skipped)."""
     for n, line in enumerate(stream, 1):
         line = line.rstrip("\n").rstrip("\r")
         if not jsonl:
-            yield n, None, line, None
+            yield Item(n, text=line)
             continue
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield n, None, None, f"not valid JSON ({exc.msg})"
+            yield Item(n, error=f"not valid JSON ({exc.msg})")
             continue
         if not isinstance(obj, dict) or "text" not in obj:
-            yield n, None, None, "no 'text' field"
+            yield Item(n, error="no 'text' field")
         elif not isinstance(obj["text"], str):
-            yield n, obj.get("id"), None, f"'text' is {type(obj['text']).__name__}, not a string"
+            yield Item(n, obj.get("id"), error=f"'text' is {type(obj['text']).__name__}, not a string")
         else:
-            yield n, obj.get("id"), obj["text"], None
+            yield Item(n, obj.get("id"), obj["text"])
+
+
+class Writer:
+    """Writes each answered text as a table block or a JSONL record (entities may come one by one)."""
+
+    def __init__(self, out: IO[str], table: bool, jsonl_input: bool, with_text: bool):
+        self.out, self.table, self.jsonl_input, self.with_text = out, table, jsonl_input, with_text
+
+    def write(self, item: Item, ents: Iterable[Entity]) -> int:
+        """Write one text's answer; returns how many entities it had."""
+        text = item.text or ""
+        n = 0
+        if self.table:
+            self.out.write(encodable(text) + "\n")
+            for e in ents:
+                self.out.write(f"  {e.label:<4} {e.start:>5}-{e.end:<5} {e.score:.3f}  {encodable(e.text)}\n")
+                n += 1
+            if not n:
+                self.out.write("  (no entities)\n")
+            return n
+        key: dict = {"id": item.ident} if self.jsonl_input else {"line": item.line}
+        if self.with_text and not self.jsonl_input:
+            key["text"] = text
+        head = json.dumps(key, ensure_ascii=False)
+        ascii_only = not _utf8(head) or encodable(text) is not text  # undecodable bytes: \udcXX escapes (lossless)
+        if ascii_only:
+            head = json.dumps(key)
+        self.out.write(head[:-1] + ', "entities": [')
+        for e in ents:
+            self.out.write((", " if n else "") + json.dumps(e.to_dict(), ensure_ascii=ascii_only))
+            n += 1
+        self.out.write("]}\n")
+        return n
+
+
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+class Progress:
+    """A progress line on stderr, redrawn at most twice a second."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.start, self.last = enabled, time.perf_counter(), 0.0
+        self.texts = self.entities = 0
+
+    def add(self, entities: int) -> None:
+        """Count one answered text."""
+        self.texts += 1
+        self.entities += entities
+        now = time.perf_counter()
+        if self.enabled and now - self.last >= 0.5:
+            self.last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        el = now - self.start
+        rate = self.texts / el if el > 0 else 0.0
+        sys.stderr.write(f"\rkoner: {self.texts:,} texts, {rate:,.0f} texts/s, {self.entities:,} entities, "
+                         f"{el:,.1f} s ")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        """Draw the final figures and end the line."""
+        if self.enabled:
+            self._draw(time.perf_counter())
+            sys.stderr.write("\n")
 
 
 def run_ner(args) -> int:
     """Run the `ner` verb; returns the exit code (1 when some input lines failed)."""
-    ner = NER.load(args.model, threads=args.threads, aggregation=args.aggregation)
-    table = args.format == "table" or (args.format == "auto" and sys.stdout.isatty())
-    out = sys.stdout
-    failed = 0
+    if args.text is not None and args.input:
+        print("koner: give a text or --input FILE, not both", file=sys.stderr)
+        return exitcodes.USAGE
+    ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation)
+    if args.output:
+        return _to_file(args, ner)
+    return _run(args, ner, sys.stdout, sys.stdout.isatty())
+
+
+def _to_file(args, ner: NER) -> int:
+    final = os.path.abspath(args.output)
+    folder = os.path.dirname(final)
+    if not os.path.isdir(folder):
+        print(f"koner: {folder}: no such folder for --output", file=sys.stderr)
+        return exitcodes.USAGE
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=".part", dir=folder)
     try:
-        if args.text is not None:
-            ents = ner(args.text)
-            out.write(_table(args.text, ents) if table else
-                      _json({"text": args.text, "entities": [e.to_dict() for e in ents]}))
-            out.flush()
-            return 0
-        pending: list[tuple] = []
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+            code = _run(args, ner, out, False)
+        if code in (exitcodes.OK, exitcodes.FAILED):  # every line was answered or reported
+            os.replace(tmp, final)
+        return code
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
-        def flush() -> None:
-            texts = [p[2] for p in pending]
-            for (n, ident, text, _), ents in zip(pending, ner.batch(texts, batch_size=args.batch_size)):
-                if table:
-                    out.write(_table(text, ents))
-                else:
-                    key = {"id": ident} if args.jsonl else {"line": n, "text": text}
-                    out.write(_json({**key, "entities": [e.to_dict() for e in ents]}))
-            out.flush()
-            pending.clear()
 
-        # bytes that are not UTF-8 reach the model as lone surrogates instead of stopping the stream
-        stdin = sys.stdin
-        if hasattr(stdin, "reconfigure"):
-            stdin.reconfigure(errors="surrogateescape")
-        for n, ident, text, err in _items(stdin, args.jsonl):
-            if err is not None:
-                flush()  # keep output in input order
-                failed += 1
-                print(f"koner: stdin line {n}: {err}; line skipped", file=sys.stderr)
-                continue
-            pending.append((n, ident, text, None))
-            if len(pending) >= args.batch_size:
-                flush()
-        flush()
+def _run(args, ner: NER, out: IO[str], terminal: bool) -> int:
+    table = args.format == "table" or (args.format == "auto" and terminal)
+    writer = Writer(out, table, args.jsonl, with_text=not args.no_text)
+    if args.text is not None:
+        writer.write(Item(1, text=args.text), ner.iter_entities(args.text))
+        out.flush()
+        return exitcodes.OK
+    if args.input:
+        try:
+            source: IO[str] = open(args.input, encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            print(f"koner: {args.input}: cannot read it ({exc.strerror})", file=sys.stderr)
+            return exitcodes.USAGE
+    else:
+        source = sys.stdin
+        if hasattr(source, "reconfigure"):  # bytes that are not UTF-8 reach the model as lone surrogates
+            source.reconfigure(errors="surrogateescape")
+    interactive = source.isatty()
+    progress = Progress(args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()
+                                                   and not (terminal and interactive)))
+    try:
+        with source:
+            failed = _answer(read_items(source, args.jsonl), ner, writer, progress, args,
+                             interactive=interactive)
+        progress.done()
     except BrokenPipeError:
         # the reader went away (e.g. `| head -1`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        return exitcodes.OK
     if failed:
         print(f"koner: {failed} input line(s) failed", file=sys.stderr)
-        return 1
-    return 0
+        return exitcodes.FAILED
+    return exitcodes.OK
+
+
+def _answer(items: Iterator[Item], ner: NER, writer: Writer, progress: Progress, args, interactive: bool) -> int:
+    """Answer every item in input order; returns how many failed. Long texts get all workers on their windows."""
+    failed = 0
+    held: deque[Item] = deque()  # items handed to pipe, not yet answered
+    long_item: list[Item] = []
+    # typed lines are answered one by one; piped input is read ahead and run on the workers
+    workers, batch = (1, 1) if interactive else (args.workers, args.batch_size)
+
+    def shorts() -> Iterator[str]:
+        for item in items:
+            if item.text is not None and len(item.text) > LONG_TEXT_CHARS:
+                long_item.append(item)
+                return
+            held.append(item)
+            yield item.text if item.text is not None else ""
+
+    def answer(item: Item, ents: Iterable[Entity]) -> None:
+        nonlocal failed
+        if item.error is not None:
+            failed += 1
+            writer.out.flush()
+            print(f"koner: {args.input or 'stdin'} line {item.line}: {item.error}; line skipped", file=sys.stderr)
+            return
+        progress.add(writer.write(item, ents))
+
+    while True:
+        for ents in ner.pipe(shorts(), batch_size=batch, workers=workers):
+            answer(held.popleft(), ents)
+            writer.out.flush()
+        if not long_item:
+            return failed
+        item = long_item.pop()
+        answer(item, ner.iter_entities(item.text))
+        writer.out.flush()

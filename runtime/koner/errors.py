@@ -36,3 +36,11 @@ class LabelMismatchError(ModelFileError):
 
 class VocabularyMismatchError(ModelFileError):
     """The tokenizer can produce ids beyond the model's embedding table."""
+
+
+class WorkerError(KonerError):
+    """Processing the input at `index` failed; the original exception is `__cause__`."""
+
+    def __init__(self, index: int, exc: BaseException):
+        self.index = index
+        super().__init__(f"input {index}: {type(exc).__name__}: {exc}")

@@ -1,41 +1,76 @@
-"""Reads and checks koner.json, the manifest the export step writes beside model.onnx."""
+"""koner.json, the manifest of a model folder: its file names, the typed reader and the writer export uses.
+
+This module is the only place that knows the manifest's keys. The runtime reads a `Manifest`; the export
+step fills a `ManifestDraft` and writes it, and the draft is read back with `read_manifest` before it
+counts as written, so a manifest that the runtime could not use is never left in a model folder.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from .errors import ManifestError
 
-MANIFEST = "koner.json"
-FORMAT = 1
+MANIFEST_FILE = "koner.json"
+MODEL_FILE = "model.onnx"
+MODEL_FP32_FILE = "model-fp32.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+PARITY_FILE = "parity.md"
+FORMAT = 1  # the manifest layout this koner reads and writes
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """What the runtime needs from koner.json; `raw` keeps the whole document."""
+    """What the runtime needs from koner.json; `raw` keeps the whole document for reports."""
 
     labels: tuple[str, ...]
     max_length: int
     model_file: str
     tokenizer_file: str
     lowercase: bool
-    raw: dict = field(repr=False, compare=False)
+    quantized: bool  # the model quantizes activations at run time: one window per onnxruntime call
+    prefused: bool  # export already applied onnxruntime's graph fusions to the model file
+    format: int = FORMAT
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def read_manifest(folder: Path) -> Manifest:
     """Parse and validate `folder/koner.json`."""
-    path = folder / MANIFEST
+    path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(path, "missing; a koner model folder is written by `koner export SOURCE -o DIR`")
     try:
         raw = json.loads(path.read_text("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(path, f"not valid JSON ({exc}); re-export the model with `koner export`") from None
+    return parse_manifest(raw, path)
+
+
+def parse_manifest(raw: object, path: Path) -> Manifest:
+    """Validate a manifest document; `path` names it in errors."""
     if not isinstance(raw, dict):
         raise ManifestError(path, "must hold a JSON object; re-export the model with `koner export`")
-    if raw.get("format") != FORMAT:
-        raise ManifestError(path, f"format {raw.get('format')!r} is not {FORMAT}; re-export with this koner version")
+    fmt = raw.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise ManifestError(path, f"'format' is {fmt!r}, not a format number; re-export the model with `koner export`")
+    if fmt > FORMAT:
+        raise ManifestError(path, f"format {fmt} was written by a newer koner (this one reads format {FORMAT}); "
+                                  "upgrade koner: pip install -U koner")
+    if fmt < FORMAT:
+        raise ManifestError(path, f"format {fmt} is older than this koner's format {FORMAT}; re-export the model "
+                                  "with this koner's `koner export`")
     labels = raw.get("labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(l, str) and l for l in labels):
         raise ManifestError(path, "'labels' must be a non-empty list of label names in id order")
@@ -47,11 +82,67 @@ def read_manifest(folder: Path) -> Manifest:
     tok = raw.get("tokenizer") or {}
     if not isinstance(tok, dict):
         raise ManifestError(path, "'tokenizer' must be an object")
+    if "quantization" not in raw or not isinstance(raw["quantization"], (dict, type(None))):
+        raise ManifestError(path, "lacks 'quantization' (an object, or null for a float model); re-export the model "
+                                  "with `koner export`")
+    export = raw.get("export") or {}
+    if not isinstance(export, dict):
+        raise ManifestError(path, "'export' must be an object")
     return Manifest(
         labels=tuple(labels),
         max_length=max_length,
-        model_file=str(raw.get("model_file", "model.onnx")),
-        tokenizer_file=str(raw.get("tokenizer_file", "tokenizer.json")),
+        model_file=str(raw.get("model_file", MODEL_FILE)),
+        tokenizer_file=str(raw.get("tokenizer_file", TOKENIZER_FILE)),
         lowercase=bool(tok.get("lowercase", False)),
+        quantized=raw["quantization"] is not None,
+        prefused="graph_optimization" in export,
+        format=fmt,
         raw=raw,
     )
+
+
+class ManifestDraft:
+    """koner.json as the export step builds it, section by section, then writes and checks it."""
+
+    def __init__(self, *, labels: list[str], max_length: int, lowercase: bool, vocab_size: int, embedding_rows: int,
+                 source: dict, opset: int, validation_max_abs_logit_diff: float, keep_fp32: bool, versions: dict):
+        self._doc: dict = {
+            "format": FORMAT,
+            "labels": list(labels),
+            "max_length": max_length,
+            "model_file": MODEL_FILE,
+            "tokenizer_file": TOKENIZER_FILE,
+            "tokenizer": {"lowercase": lowercase, "vocab_size": vocab_size, "embedding_rows": embedding_rows},
+            "source": source,
+            "export": {"opset": opset, "validation_max_abs_logit_diff": validation_max_abs_logit_diff,
+                       "keep_fp32": keep_fp32},
+            "versions": versions,
+        }
+
+    def set_accuracy_aware(self, report: dict) -> None:
+        """Record what accuracy-aware quantization kept in float and what it measured."""
+        self._doc["accuracy_aware"] = report
+
+    def set_quantization(self, options: Optional[dict]) -> None:
+        """Record the quantization options (None: the model is float)."""
+        self._doc["quantization"] = options
+
+    def set_graph_optimization(self, level: str) -> None:
+        """Record that the model file holds onnxruntime's fusions of `level`."""
+        self._doc["export"]["graph_optimization"] = level
+
+    def set_parity(self, summary: dict) -> None:
+        """Record the parity suite's summary."""
+        self._doc["parity"] = summary
+
+    def to_dict(self) -> dict:
+        """The document as it stands."""
+        return self._doc
+
+    def write(self, folder: Path, files: list[str]) -> Manifest:
+        """Hash `files` of `folder` into the manifest, write koner.json there and read it back."""
+        folder = Path(folder)
+        self._doc["files"] = {n: {"sha256": sha256(folder / n), "bytes": (folder / n).stat().st_size} for n in files}
+        path = folder / MANIFEST_FILE
+        path.write_text(json.dumps(self._doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
+        return read_manifest(folder)

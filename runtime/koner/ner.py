@@ -1,18 +1,20 @@
-"""The NER object: load a model folder once, then text -> entities, one text or many."""
+"""The NER object: load a model folder once, then text -> entities, one text, a list or a stream."""
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 
 from . import windows as win
-from .aggregate import STRATEGIES, entities
+from .aggregate import EntityStream, Strategy, entities
 from .entity import Entity
 from .errors import LabelMismatchError, ModelNotFoundError, VocabularyMismatchError
 from .manifest import read_manifest
-from .session import ModelSession, SessionOptions
-from .tokens import TextTokenizer
+from .session import ModelSession, SessionOptions, default_workers
+from .tokens import TextTokenizer, Tokens
+from .workers import ordered_map
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 
@@ -20,9 +22,9 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 class NER:
     """A loaded koner model; call it on a string for its entities. Safe to share between threads."""
 
-    def __init__(self, folder: Path, *, options: SessionOptions, aggregation: str, overlap: int,
-                 model_file: Optional[str] = None):
-        _check_strategy(aggregation)
+    def __init__(self, folder: Path, *, options: SessionOptions, aggregation: Union[str, Strategy], overlap: int,
+                 model_file: Optional[str] = None, workers: Optional[int] = None):
+        self.aggregation = Strategy.parse(aggregation)
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelNotFoundError(f"{folder}: no such model folder; give the folder `koner export` wrote, "
@@ -35,12 +37,12 @@ class NER:
         if not isinstance(overlap, int) or not 0 <= overlap <= width // 2:
             raise ValueError(f"overlap must be an integer from 0 to {width // 2} tokens, not {overlap!r}")
         self.overlap = overlap
-        self.aggregation = aggregation
         self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase)
         own_file = model_file in (None, self.manifest.model_file)
-        quantized = ("quantization" in self.manifest.raw) if own_file else None  # None: look in the file
-        prefused = own_file and "graph_optimization" in self.manifest.raw.get("export", {})
+        quantized = self.manifest.quantized if own_file else None  # None: look in the file
+        prefused = own_file and self.manifest.prefused
         self.session = ModelSession(folder / (model_file or self.manifest.model_file), options, quantized, prefused)
+        self.workers = _check_workers(workers) if workers is not None else default_workers(self.session.threads)
         # Dynamic int8 quantization scales the activations of a whole call together, so a padded batch
         # would make one text's labels depend on its neighbours: quantized models run one window a call.
         self._rows_alone = self.session.quantized
@@ -48,13 +50,14 @@ class NER:
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, *, threads: Optional[int] = None,
-             aggregation: str = "simple", spinning: bool = False, memory_arena: bool = True,
-             optimization: str = "auto", overlap: int = 128, model_file: Optional[str] = None) -> "NER":
+             workers: Optional[int] = None, aggregation: str = "simple", spinning: bool = False,
+             memory_arena: bool = True, optimization: str = "auto", overlap: int = 128,
+             model_file: Optional[str] = None) -> "NER":
         """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it."""
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization)
         return cls(Path(path) if path is not None else DEFAULT_MODEL, options=opts, aggregation=aggregation,
-                   overlap=overlap, model_file=model_file)
+                   overlap=overlap, model_file=model_file, workers=workers)
 
     def _check_model(self) -> None:
         tok, sess = self.tokenizer, self.session
@@ -74,62 +77,127 @@ class NER:
 
     def __call__(self, text: str, *, aggregation: Optional[str] = None) -> list[Entity]:
         """The entities of one text, in text order, with character offsets into it."""
-        return self.batch([text], batch_size=1, aggregation=aggregation)[0] if _check_text(text) else []
+        return list(self.iter_entities(text, aggregation=aggregation))
 
-    def batch(self, texts: Iterable[str], batch_size: int = 16, *,
-              aggregation: Optional[str] = None) -> list[list[Entity]]:
-        """The entities of each text, in input order; runs length-sorted micro-batches."""
+    def iter_entities(self, text: str, *, aggregation: Optional[str] = None,
+                      workers: Optional[int] = None) -> Iterator[Entity]:
+        """The entities of one text as they are found: a long text's windows run on `workers` threads."""
+        strategy = self._strategy(aggregation)
+        if not _check_text(text):
+            return iter(())
+        return self._text_entities(text, self.tokenizer.encode(text), strategy,
+                                   self.workers if workers is None else _check_workers(workers))
+
+    def pipe(self, texts: Iterable[str], *, batch_size: int = 32, workers: Optional[int] = None,
+             aggregation: Optional[str] = None) -> Iterator[list[Entity]]:
+        """Each text's entities, lazily and in input order, computed by `workers` threads sharing the session.
+
+        Any iterable works (a generator over a huge file too): at most `workers * batch_size` texts are read
+        ahead of the one being returned.
+        """
+        if isinstance(texts, str):
+            raise TypeError("pipe() takes an iterable of strings; call the model itself on a single string")
+        batch_size = _check_positive("batch_size", batch_size)
+        workers = self.workers if workers is None else _check_workers(workers)
+        strategy = self._strategy(aggregation)
+        # int8: one text a job (its windows run one per call anyway); float: `batch_size` texts a job, padded
+        chunk = 1 if self._rows_alone else batch_size
+        if isinstance(texts, (list, tuple)):  # no more threads than jobs
+            workers = min(workers, max(1, -(-len(texts) // chunk)))
+        jobs = _chunks((_checked(i, t) for i, t in enumerate(texts)), chunk)
+        ahead = max(1, workers * batch_size // chunk)
+        for result in ordered_map(lambda job: self._job(job, strategy), jobs, workers, ahead):
+            yield from result
+
+    def batch(self, texts: Iterable[str], batch_size: int = 16, *, aggregation: Optional[str] = None,
+              workers: Optional[int] = None) -> list[list[Entity]]:
+        """The entities of each text of a list, in input order (`pipe`, collected)."""
         if isinstance(texts, str):
             raise TypeError("batch() takes a list of strings; call the model itself on a single string")
-        texts = list(texts)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
-        strategy = aggregation or self.aggregation
-        _check_strategy(strategy)
-        live = [i for i, t in enumerate(texts) if _check_text(t)]
+        return list(self.pipe(texts, batch_size=batch_size, workers=workers, aggregation=aggregation))
+
+    # ------------------------------------------------------------------ stages
+
+    def _strategy(self, aggregation: Optional[str]) -> Strategy:
+        return self.aggregation if aggregation is None else Strategy.parse(aggregation)
+
+    def _job(self, texts: list[str], strategy: Strategy) -> list[list[Entity]]:
+        """The entities of a few texts, on one worker thread."""
+        live = [i for i, t in enumerate(texts) if t.strip()]
         results: list[list[Entity]] = [[] for _ in texts]
         if not live:
             return results
         toks = ([self.tokenizer.encode(texts[live[0]])] if len(live) == 1 else
                 self.tokenizer.encode_batch([texts[i] for i in live]))
-        plans = [win.plan(t, self.max_length, self.overlap) for t in toks]
-        flat = [w for p in plans for w in p]
-        logits = self._run(flat, batch_size)
-        pos = 0
-        for i, t, p in zip(live, toks, plans):
-            rows = logits[pos:pos + len(p)]
-            pos += len(p)
-            merged = win.stitch(len(t.ids), p, rows)
-            results[i] = entities(texts[i], t, merged, self.labels, strategy, self.tokenizer.join,
-                                  self.tokenizer.unk_id)
+        short = [(i, t) for i, t in zip(live, toks) if len(t.ids) <= self.max_length]
+        for i, t in zip(live, toks):
+            if len(t.ids) > self.max_length:
+                results[i] = list(self._text_entities(texts[i], t, strategy, workers=1))
+        if short:
+            logits = self._run([t.ids for _, t in short])
+            for (i, t), lg in zip(short, logits):
+                results[i] = entities(texts[i], t, lg, self.labels, strategy, self.tokenizer.join,
+                                      self.tokenizer.unk_id)
         return results
 
-    def _run(self, windows: list[win.Window], batch_size: int = 16) -> list[np.ndarray]:
-        if self._rows_alone:
-            return [self.session.run(w.ids[None, :], np.ones((1, len(w.ids)), np.int64))[0] for w in windows]
-        out: list[Optional[np.ndarray]] = [None] * len(windows)
-        order = sorted(range(len(windows)), key=lambda k: len(windows[k].ids))
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            n = max(len(windows[k].ids) for k in idx)
-            ids = np.zeros((len(idx), n), dtype=np.int64)
-            mask = np.zeros((len(idx), n), dtype=np.int64)
-            for r, k in enumerate(idx):
-                m = len(windows[k].ids)
-                ids[r, :m] = windows[k].ids
-                mask[r, :m] = 1
-            lg = self.session.run(ids, mask)
-            for r, k in enumerate(idx):
-                out[k] = lg[r, :len(windows[k].ids)]
+    def _text_entities(self, text: str, tokens: Tokens, strategy: Strategy, workers: int) -> Iterator[Entity]:
+        """One text's entities; a text longer than the model is run window by window in bounded memory."""
+        if len(tokens.ids) <= self.max_length:
+            yield from entities(text, tokens, self._run([tokens.ids])[0], self.labels, strategy,
+                                self.tokenizer.join, self.tokenizer.unk_id)
+            return
+        plan = win.iter_plan(tokens, self.max_length, self.overlap)
+        stitcher = win.Stitcher(len(tokens.ids))
+        stream = EntityStream(text, tokens, self.labels, strategy, self.tokenizer.join, self.tokenizer.unk_id)
+        runs = ordered_map(lambda w: (w, self._run([w.ids])[0]), plan, workers, ahead=2 * workers)
+        for w, lg in runs:
+            done = stitcher.add(w, lg)
+            if done is not None:
+                yield from stream.feed(*done)
+        yield from stream.feed(*stitcher.finish())
+        yield from stream.close()
+
+    def _run(self, ids: list[np.ndarray]) -> list[np.ndarray]:
+        """Logits of each id sequence: one call each for int8, length-sorted padded batches for float."""
+        if self._rows_alone or len(ids) == 1:
+            return [self.session.run(x[None, :], np.ones((1, len(x)), np.int64))[0] for x in ids]
+        out: list[Optional[np.ndarray]] = [None] * len(ids)
+        order = sorted(range(len(ids)), key=lambda k: len(ids[k]))
+        n = len(ids[order[-1]])
+        batch = np.zeros((len(ids), n), dtype=np.int64)
+        mask = np.zeros((len(ids), n), dtype=np.int64)
+        for r, k in enumerate(order):
+            batch[r, :len(ids[k])] = ids[k]
+            mask[r, :len(ids[k])] = 1
+        lg = self.session.run(batch, mask)
+        for r, k in enumerate(order):
+            out[k] = lg[r, :len(ids[k])]
         return out  # type: ignore[return-value]
 
 
-def _check_text(text) -> bool:
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _checked(index: int, text: object) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text {index} is {type(text).__name__}, not str")
+    return text
+
+
+def _check_text(text: object) -> bool:
     if not isinstance(text, str):
         raise TypeError(f"text must be str, not {type(text).__name__}")
     return bool(text.strip())
 
 
-def _check_strategy(strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"aggregation must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+def _check_positive(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+def _check_workers(workers: object) -> int:
+    return _check_positive("workers", workers)

@@ -1,7 +1,6 @@
 """One onnxruntime InferenceSession per model: options, input feeding, thread-safe runs."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -10,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import OnnxModelError
+from .system import usable_cpus
 
 _LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -23,19 +23,35 @@ _LEVELS = {
 class SessionOptions:
     """Settings of the onnxruntime session; the defaults suit a small server (see README)."""
 
-    threads: Optional[int] = None  # intra-op threads; None: min(4, CPUs available)
+    threads: Optional[int] = None  # intra-op threads per call; None: 1 (texts are spread over worker threads)
     spinning: bool = False  # busy-wait between ops: lower latency, more idle CPU
     memory_arena: bool = True
     optimization: str = "auto"  # auto | disable | basic | extended | all
 
 
-def default_threads() -> int:
-    """CPUs this process may use, at most 4."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(4, n))
+def default_workers(threads: int) -> int:
+    """Worker threads that keep the usable CPUs busy when each call uses `threads` intra-op threads."""
+    return max(1, usable_cpus() // max(1, threads))
+
+
+def session_options(threads: int, level: str = "all", *, spinning: bool = False, memory_arena: bool = True,
+                    mem_pattern: bool = False) -> "ort.SessionOptions":
+    """onnxruntime options as koner sets them: `threads` intra-op threads, sequential, quiet, no spinning."""
+    if level not in _LEVELS:
+        raise ValueError(f"optimization must be 'auto' or one of {sorted(_LEVELS)}, not {level!r}")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, not {threads!r}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.enable_cpu_mem_arena = memory_arena
+    # a memory pattern caches one more block per input shape seen: ~10 MB more peak for long windows, no speed gain
+    so.enable_mem_pattern = mem_pattern
+    so.graph_optimization_level = _LEVELS[level]
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so.log_severity_level = 3
+    return so
 
 
 class ModelSession:
@@ -48,21 +64,8 @@ class ModelSession:
         level = options.optimization
         if level == "auto":  # a graph that export already fused needs only the cheap clean-ups at load time
             level = "basic" if prefused else "all"
-        if level not in _LEVELS:
-            raise ValueError(f"optimization must be 'auto' or one of {sorted(_LEVELS)}, not {options.optimization!r}")
-        threads = options.threads if options.threads is not None else default_threads()
-        if not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive integer, not {threads!r}")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.enable_cpu_mem_arena = options.memory_arena
-        # a memory pattern caches one more block per input shape seen: ~10 MB more peak for long windows, no speed gain
-        so.enable_mem_pattern = False
-        so.graph_optimization_level = _LEVELS[level]
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
-        so.log_severity_level = 3
+        threads = options.threads if options.threads is not None else 1
+        so = session_options(threads, level, spinning=options.spinning, memory_arena=options.memory_arena)
         try:
             self._sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... classes

@@ -5,6 +5,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -12,10 +13,14 @@ from tokenizers import Tokenizer
 from .errors import TokenizerError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Texts longer than this are tokenized in pieces cut at spaces, into compact arrays (see `encode`).
+LONG_TEXT_CHARS = 1 << 15
 
 
-def _encodable(text: str) -> str:
+def encodable(text: str) -> str:
     """`text` with lone surrogates (from broken decoding) as U+FFFD: same length, so offsets hold."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
         return text
@@ -23,14 +28,81 @@ def _encodable(text: str) -> str:
         return _SURROGATE.sub("\ufffd", text)
 
 
+class OffsetArray(Sequence):
+    """Character offsets held as an int64 [n, 2] array; items are (start, end) tuples of Python ints."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return OffsetArray(self.array[i])
+        start, end = self.array[i].tolist()
+        return start, end
+
+
+class TokenStrings(Sequence):
+    """Token strings looked up from their ids on demand instead of being held."""
+
+    def __init__(self, ids: np.ndarray, lookup: Callable[[int], str]):
+        self.ids, self._lookup = ids, lookup
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return TokenStrings(self.ids[i], self._lookup)
+        return self._lookup(int(self.ids[i]))
+
+
 @dataclass(frozen=True)
 class Tokens:
-    """One text's tokens, [CLS] and [SEP] included."""
+    """One text's tokens, [CLS] and [SEP] included (or a slice of them)."""
 
     ids: np.ndarray  # int64 [n]
-    offsets: list[tuple[int, int]]
+    offsets: Sequence[tuple[int, int]]  # character offsets into the text
     special: np.ndarray  # bool [n]
-    strings: list[str]
+    strings: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def slice(self, start: int, stop: int) -> "Tokens":
+        """Tokens [start, stop) of this sequence, offsets still into the whole text."""
+        return Tokens(self.ids[start:stop], self.offsets[start:stop], self.special[start:stop],
+                      self.strings[start:stop])
+
+
+@dataclass(frozen=True)
+class NormalizerFlags:
+    """What a tokenizer's normalizer does to text that matters to koner."""
+
+    lowercase: bool
+    strips_accents: Optional[str]  # the normalizer type that strips accents (decomposing Hangul), or None
+
+
+def normalizer_flags(spec: Optional[dict]) -> NormalizerFlags:
+    """Read a tokenizer.json `normalizer` section (nested sequences included)."""
+    lowercase, strips = False, None
+    for n in _normalizers(spec):
+        kind = n.get("type")
+        if kind == "StripAccents" or kind in ("NFD", "NFKD") or (kind == "BertNormalizer" and (
+                n.get("strip_accents") or (n.get("strip_accents") is None and n.get("lowercase")))):
+            strips = strips or kind
+        lowercase = lowercase or kind == "Lowercase" or (kind == "BertNormalizer" and bool(n.get("lowercase")))
+    return NormalizerFlags(lowercase, strips)
+
+
+def _normalizers(spec) -> list[dict]:
+    if not spec:
+        return []
+    if spec.get("type") == "Sequence":
+        return [n for s in spec.get("normalizers", []) for n in _normalizers(s)]
+    return [spec]
 
 
 class TextTokenizer:
@@ -42,12 +114,16 @@ class TextTokenizer:
         try:
             self._tok = Tokenizer.from_file(str(path))
             normalizer = self._tok.normalizer
-            spec = {"normalizer": json.loads(normalizer.__getstate__()) if normalizer is not None else None}
+            spec = json.loads(normalizer.__getstate__()) if normalizer is not None else None
+            pre = self._tok.pre_tokenizer
+            pre_spec = json.loads(pre.__getstate__()) if pre is not None else {}
         except Exception as exc:  # tokenizers raises plain Exception on bad files
             raise TokenizerError(path, f"cannot be read ({exc}); re-export the model with `koner export`") from None
         self._tok.no_truncation()
         self._tok.no_padding()
-        _check_normalizer(path, spec.get("normalizer"), lowercase)
+        _check_normalizer(path, normalizer_flags(spec), lowercase)
+        # BERT's pre-tokenizer never joins across a space, so a long text may be tokenized piece by piece
+        self._splits_at_spaces = pre_spec.get("type") in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
         self.path = path
         self.vocab_size = _vocab_size(self._tok)
         self.unk_id = self._tok.token_to_id("[UNK]")
@@ -58,17 +134,53 @@ class TextTokenizer:
         self.decoder = self._tok.decoder
 
     def encode(self, text: str) -> Tokens:
-        """Tokenize one text, whole: no truncation."""
-        return _tokens(self._tok.encode(_encodable(text)))
+        """Tokenize one text, whole: no truncation. A long text is held in compact arrays."""
+        text = encodable(text)
+        if len(text) > LONG_TEXT_CHARS and self._splits_at_spaces:
+            return self._encode_long(text)
+        return _tokens(self._tok.encode(text))
 
     def encode_batch(self, texts: list[str]) -> list[Tokens]:
         """Tokenize several texts, whole."""
-        return [_tokens(e) for e in self._tok.encode_batch([_encodable(t) for t in texts])]
+        if any(len(t) > LONG_TEXT_CHARS for t in texts):
+            return [self.encode(t) for t in texts]
+        return [_tokens(e) for e in self._tok.encode_batch([encodable(t) for t in texts])]
+
+    def _encode_long(self, text: str) -> Tokens:
+        """Tokens of a long text, tokenized in pieces cut at spaces (the same tokens as whole), as arrays."""
+        ids = [np.array([self.cls_id], np.int64)]
+        offsets = [np.zeros((1, 2), np.int64)]
+        for start, end in _pieces(text, LONG_TEXT_CHARS):
+            enc = self._tok.encode(text[start:end], add_special_tokens=False)
+            ids.append(np.asarray(enc.ids, np.int64))
+            offsets.append(np.asarray(enc.offsets, np.int64).reshape(-1, 2) + start)
+        ids.append(np.array([self.sep_id], np.int64))
+        offsets.append(np.zeros((1, 2), np.int64))
+        all_ids = np.concatenate(ids)
+        special = np.zeros(len(all_ids), bool)
+        special[[0, -1]] = True
+        return Tokens(all_ids, OffsetArray(np.concatenate(offsets)), special, TokenStrings(all_ids, self._tok.id_to_token))
 
     def join(self, pieces: list[str]) -> str:
         """Tokens back to a string, as transformers' `convert_tokens_to_string` does."""
-        pieces = [_encodable(p) for p in pieces]
+        pieces = [encodable(p) for p in pieces]
         return self.decoder.decode(pieces) if self.decoder is not None else " ".join(pieces)
+
+
+def _pieces(text: str, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) pieces of about `size` characters that cover `text`, each cut just after a space or newline."""
+    pos, n = 0, len(text)
+    while pos < n:
+        end = pos + size
+        if end >= n:
+            yield pos, n
+            return
+        cut = max(text.rfind(" ", pos + size // 2, end), text.rfind("\n", pos + size // 2, end))
+        if cut < 0:  # no space in the second half: the next one after it, or the rest of the text
+            later = [c for c in (text.find(" ", end), text.find("\n", end)) if c >= 0]
+            cut = min(later) if later else n - 1
+        yield pos, cut + 1
+        pos = cut + 1
 
 
 def _vocab_size(tok: Tokenizer) -> int:
@@ -91,23 +203,11 @@ def _tokens(enc) -> Tokens:
     )
 
 
-def _normalizers(spec):
-    if not spec:
-        return []
-    if spec.get("type") == "Sequence":
-        return [n for s in spec.get("normalizers", []) for n in _normalizers(s)]
-    return [spec]
-
-
-def _check_normalizer(path: Path, spec, lowercase: bool) -> None:
-    for n in _normalizers(spec):
-        kind = n.get("type")
-        strips = kind == "StripAccents" or (kind == "BertNormalizer" and (
-            n.get("strip_accents") or (n.get("strip_accents") is None and n.get("lowercase"))))
-        if strips or kind in ("NFD", "NFKD"):
-            raise TokenizerError(path, f"its {kind} normalizer strips accents, which decomposes Hangul into jamo; "
-                                       "rebuild it with strip_accents=False (`koner export` does)")
-        lowers = kind == "Lowercase" or (kind == "BertNormalizer" and n.get("lowercase"))
-        if lowers and not lowercase:
-            raise TokenizerError(path, "its normalizer lower-cases text but koner.json says the model is cased; "
-                                       "re-export the model with `koner export`")
+def _check_normalizer(path: Path, flags: NormalizerFlags, lowercase: bool) -> None:
+    if flags.strips_accents:
+        raise TokenizerError(path, f"its {flags.strips_accents} normalizer strips accents, which decomposes Hangul "
+                                   "into jamo; use the tokenizer the model was exported with (export refuses such "
+                                   "tokenizers: set strip_accents to false in the checkpoint's tokenizer files)")
+    if flags.lowercase and not lowercase:
+        raise TokenizerError(path, "its normalizer lower-cases text but koner.json says the model is cased; "
+                                   "re-export the model with `koner export`")

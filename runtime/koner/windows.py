@@ -10,6 +10,7 @@ crosses a window edge comes out whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -24,36 +25,81 @@ class Window:
     start: int  # index of the first content token in the text's token sequence (1 = just after [CLS])
 
 
+def starts(n_tokens: int, max_length: int, overlap: int) -> list[int]:
+    """Where each window's content starts in the text's tokens (1 = just after [CLS])."""
+    if n_tokens <= max_length:
+        return [1]
+    content, width = n_tokens - 2, max_length - 2
+    return [s + 1 for s in range(0, content - width, width - overlap)] + [content - width + 1]
+
+
 def plan(tokens: Tokens, max_length: int, overlap: int) -> list[Window]:
     """The windows that cover every token of one text."""
+    return list(iter_plan(tokens, max_length, overlap))
+
+
+def iter_plan(tokens: Tokens, max_length: int, overlap: int) -> Iterator[Window]:
+    """The windows of one text, made one at a time (a long text's windows are never all held)."""
     n = len(tokens.ids)
     if n <= max_length:
-        return [Window(tokens.ids, 1)]
-    content = tokens.ids[1:-1]
+        yield Window(tokens.ids, 1)
+        return
     width = max_length - 2
-    stride = width - overlap
-    starts = list(range(0, len(content) - width, stride)) + [len(content) - width]
     cls, sep = tokens.ids[:1], tokens.ids[-1:]
-    return [Window(np.concatenate([cls, content[s:s + width], sep]), s + 1) for s in starts]
+    for s in starts(n, max_length, overlap):
+        yield Window(np.concatenate([cls, tokens.ids[s:s + width], sep]), s)
+
+
+class Stitcher:
+    """Window logits, fed in plan order, -> finished per-token logits rows, in text order.
+
+    A token is finished once a window starting after it arrives, so at most one window's rows are held.
+    Each token keeps the row of the window in which it sits farthest from a cut (the earlier window on a tie).
+    """
+
+    def __init__(self, n_tokens: int):
+        self.n = n_tokens
+        self.lo = 0  # the first token not yet handed out
+        self.rows: Optional[np.ndarray] = None  # rows of tokens lo, lo+1, ...
+        self.margin: Optional[np.ndarray] = None
+        self.last: Optional[np.ndarray] = None
+
+    def add(self, window: Window, logits: np.ndarray) -> Optional[tuple[int, np.ndarray]]:
+        """Take one window's logits; returns (first token, rows) of the tokens this finishes, if any."""
+        width, s = len(window.ids) - 2, window.start
+        if self.rows is None:  # [CLS] takes its row from the first window
+            self.rows, self.margin = logits[:1].copy(), np.full(1, self.n, np.int64)
+        done = None
+        if s > self.lo:  # no later window reaches tokens before s
+            k = s - self.lo
+            done = (self.lo, self.rows[:k])
+            self.rows, self.margin, self.lo = self.rows[k:], self.margin[k:], s
+        grow = s + width - (self.lo + len(self.rows))
+        if grow > 0:
+            self.rows = np.concatenate([self.rows, np.empty((grow, logits.shape[-1]), logits.dtype)])
+            self.margin = np.concatenate([self.margin, np.full(grow, -1, np.int64)])
+        local = np.arange(width)
+        far = self.n  # the text's own start and end are no cut: context there is all there is
+        left = local if s > 1 else np.full(width, far)
+        right = width - 1 - local if s + width < self.n - 1 else np.full(width, far)
+        margin = np.minimum(left, right)
+        at = np.arange(s - self.lo, s - self.lo + width)
+        take = margin > self.margin[at]
+        self.rows[at[take]] = logits[1:-1][take]
+        self.margin[at[take]] = margin[take]
+        self.last = logits[-1]
+        return done
+
+    def finish(self) -> tuple[int, np.ndarray]:
+        """The remaining rows, [SEP]'s (from the last window) included."""
+        rows = np.concatenate([self.rows, self.last[None, :]])
+        return self.lo, rows
 
 
 def stitch(n_tokens: int, windows: list[Window], logits: list[np.ndarray]) -> np.ndarray:
     """One logits row per token of the text, each from the window where the token has most context."""
     if len(windows) == 1:
         return logits[0]
-    out = np.empty((n_tokens, logits[0].shape[-1]), dtype=logits[0].dtype)
-    best = np.full(n_tokens, -1, dtype=np.int64)
-    for w, lg in zip(windows, logits):
-        width = len(w.ids) - 2
-        pos = np.arange(w.start, w.start + width)
-        local = np.arange(width)
-        far = n_tokens  # the text's own start and end are no cut: context there is all there is
-        left = local if w.start > 1 else np.full(width, far)
-        right = width - 1 - local if w.start + width < n_tokens - 1 else np.full(width, far)
-        margin = np.minimum(left, right)
-        take = margin > best[pos]
-        out[pos[take]] = lg[1:-1][take]
-        best[pos[take]] = margin[take]
-    out[0] = logits[0][0]
-    out[-1] = logits[-1][-1]
-    return out
+    st = Stitcher(n_tokens)
+    parts = [done[1] for w, lg in zip(windows, logits) if (done := st.add(w, lg)) is not None]
+    return np.concatenate(parts + [st.finish()[1]])

@@ -1,0 +1,96 @@
+"""Aggregation alone, on logits captured once from the stand-in, against the transformers pipeline's answers.
+
+Lean: needs only the base install and pytest (no torch, no transformers, no model run). The fixture,
+tests/golden/aggregation-golden.json, is written by tests/golden/make_aggregation_golden.py.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from koner.aggregate import STRATEGIES, EntityStream, Strategy, entities
+from koner.ner import DEFAULT_MODEL
+from koner.tokens import TextTokenizer, Tokens
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "aggregation-golden.json").read_text("utf-8"))
+LABELS = tuple(GOLDEN["labels"])
+CASES = GOLDEN["cases"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return TextTokenizer(DEFAULT_MODEL / "tokenizer.json")
+
+
+def _tokens(case) -> Tokens:
+    return Tokens(np.asarray(case["ids"], np.int64), [tuple(o) for o in case["offsets"]],
+                  np.asarray(case["special"], bool), case["strings"])
+
+
+def _same(expected: list[dict], got: list[dict]) -> bool:
+    if len(expected) != len(got):
+        return False
+    for a, b in zip(expected, got):
+        if {k: v for k, v in a.items() if k != "score"} != {k: v for k, v in b.items() if k != "score"}:
+            return False
+        if abs(a["score"] - b["score"]) > 1e-6:
+            return False
+    return True
+
+
+def test_fixture_covers_every_strategy_and_real_entities():
+    assert len(CASES) >= 10 and LABELS[0] == "O" and len(LABELS) == 31
+    for s in STRATEGIES:
+        assert sum(len(c["expected"][s]) for c in CASES) >= 20, s
+    # the cases hold what makes the strategies differ: subwords inside entities and stray I- labels
+    simple = [e for c in CASES for e in c["expected"]["simple"]]
+    assert any(e["word"].startswith("##") for e in simple)
+    assert any(c["expected"]["simple"] != c["expected"]["first"] for c in CASES)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_gives_the_pipelines_entities(tok, strategy):
+    for case in CASES:
+        logits = np.asarray(case["logits"], np.float32)
+        got = entities(case["text"], _tokens(case), logits, LABELS, Strategy(strategy), tok.join, tok.unk_id)
+        dicts = [e.to_dict() for e in got]
+        assert _same(case["expected"][strategy], dicts), (case["text"], strategy, dicts, case["expected"][strategy])
+        for e in got:  # offsets index the caller's string
+            assert e.text == case["text"][e.start:e.end]
+
+
+def test_strategy_is_parsed_once_with_a_clear_error():
+    assert Strategy.parse("first") is Strategy.FIRST and Strategy.parse(Strategy.MAX) is Strategy.MAX
+    with pytest.raises(ValueError, match="none, simple, first, average, max"):
+        Strategy.parse("mean")
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_streamed_pieces_give_the_entities_of_the_whole(tok, strategy):
+    # all cases joined into one long token sequence, fed in small uneven pieces: same entities as at once
+    text, ids, offsets, strings, logits = "", [], [], [], []
+    for case in CASES:
+        base = len(text)
+        keep = [i for i, s in enumerate(case["special"]) if not s]
+        ids += [case["ids"][i] for i in keep]
+        offsets += [(case["offsets"][i][0] + base, case["offsets"][i][1] + base) for i in keep]
+        strings += [case["strings"][i] for i in keep]
+        logits += [case["logits"][i] for i in keep]
+        text += case["text"] + " "
+    o_row = [10.0] + [0.0] * (len(LABELS) - 1)
+    toks = Tokens(np.asarray([2] + ids + [3], np.int64), [(0, 0)] + offsets + [(0, 0)],
+                  np.asarray([True] + [False] * len(ids) + [True]), ["[CLS]"] + strings + ["[SEP]"])
+    rows = np.asarray([o_row] + logits + [o_row], np.float32)
+    whole = entities(text, toks, rows, LABELS, Strategy(strategy), tok.join, tok.unk_id)
+    stream = EntityStream(text, toks, LABELS, Strategy(strategy), tok.join, tok.unk_id)
+    stream.SEGMENT = 7  # look for a cut after every few rows
+    got, pos, step = [], 0, 1
+    while pos < len(rows):
+        got += stream.feed(pos, rows[pos:pos + step])
+        pos += step
+        step = step % 5 + 1
+    early = len(got)
+    got += stream.close()
+    assert [e.to_dict() for e in got] == [e.to_dict() for e in whole]
+    assert len(whole) > 30 and early > len(whole) // 2  # most came out before the end: the stream did cut

@@ -1,0 +1,76 @@
+"""Windows alone: planning and stitching on synthetic token sequences (lean: base install and pytest only)."""
+import numpy as np
+import pytest
+
+from koner import windows as win
+from koner.tokens import Tokens
+
+
+def _tokens(n: int) -> Tokens:
+    return Tokens(np.arange(n, dtype=np.int64), [(i, i + 1) for i in range(n)], np.zeros(n, bool), ["x"] * n)
+
+
+@pytest.mark.parametrize("max_length,overlap", [(512, 128), (16, 4), (16, 0), (10, 3), (12, 5)])
+def test_windows_cover_every_token_with_context_on_both_sides(max_length, overlap):
+    width = max_length - 2
+    for n in list(range(3, 4 * max_length)) + [10 * max_length + 7]:
+        plan = win.plan(_tokens(n), max_length, overlap)
+        if n <= max_length:  # fits: one window, fed exactly as the pipeline feeds it
+            assert len(plan) == 1 and list(plan[0].ids) == list(range(n))
+            continue
+        seen = set()
+        for w in plan:
+            assert len(w.ids) == max_length and w.ids[0] == 0 and w.ids[-1] == n - 1  # [CLS] ... [SEP]
+            assert list(w.ids[1:-1]) == list(range(w.start, w.start + width))
+            seen.update(range(w.start, w.start + width))
+        assert seen == set(range(1, n - 1))  # every content token, none dropped
+        assert plan[0].start == 1 and plan[-1].start + width == n - 1  # the text's own edges
+        starts = [w.start for w in plan]
+        assert starts == sorted(set(starts))
+        assert all(b - a <= width - overlap for a, b in zip(starts, starts[1:]))  # neighbours overlap enough
+
+        # each token's row comes from the window where it is farthest from a cut
+        logits = [np.full((max_length, 1), k, np.float32) for k in range(len(plan))]
+        rows = win.stitch(n, plan, logits)
+        assert rows.shape == (n, 1) and rows[0, 0] == 0 and rows[-1, 0] == len(plan) - 1
+        for t in range(1, n - 1):
+            k = int(rows[t, 0])
+            w = plan[k]
+            left = t - w.start if w.start > 1 else n
+            right = w.start + width - 1 - t if w.start + width < n - 1 else n
+            # context on each side is at least half the overlap, or all the text has
+            assert min(left, right) >= overlap // 2 or min(t - 1, n - 2 - t) < overlap // 2
+
+
+def test_a_token_at_every_cut_takes_the_other_window():
+    max_length, overlap, n = 16, 4, 40
+    plan = win.plan(_tokens(n), max_length, overlap)
+    logits = [np.full((max_length, 1), k, np.float32) for k in range(len(plan))]
+    rows = win.stitch(n, plan, logits)
+    width = max_length - 2
+    for k, w in enumerate(plan[:-1]):  # the last content token of window k sits at a cut
+        cut = w.start + width - 1
+        assert rows[cut, 0] != k
+
+
+def test_stitcher_hands_out_rows_in_order_and_holds_at_most_one_window():
+    max_length, overlap, n = 16, 6, 101
+    plan = win.plan(_tokens(n), max_length, overlap)
+    logits = [np.random.default_rng(k).normal(size=(max_length, 3)).astype(np.float32) for k in range(len(plan))]
+    st = win.Stitcher(n)
+    parts, nxt = [], 0
+    for w, lg in zip(plan, logits):
+        done = st.add(w, lg)
+        assert len(st.rows) <= max_length
+        if done is not None:
+            assert done[0] == nxt
+            nxt += len(done[1])
+            parts.append(done[1])
+    first, rest = st.finish()
+    assert first == nxt
+    assert np.array_equal(np.concatenate(parts + [rest]), win.stitch(n, plan, logits))
+
+
+def test_starts_match_the_plan():
+    for n in (5, 512, 513, 2000):
+        assert win.starts(n, 512, 128) == [w.start for w in win.plan(_tokens(n), 512, 128)]
