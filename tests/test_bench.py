@@ -1,18 +1,17 @@
-"""The benchmark script runs every system and workload in --quick mode (no timing is asserted)."""
+"""`koner bench` runs every system and workload in --quick mode (no timing is asserted)."""
 import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
 
 pytest.importorskip("optimum.onnxruntime")
 
 
 def test_quick_benchmark_writes_results(tmp_path):
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run([sys.executable, "-m", "koner.cli", "bench", "--quick", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     files = sorted(p.suffix for p in tmp_path.iterdir())
     assert files == [".json", ".md", ".png"]
@@ -25,3 +24,11 @@ def test_quick_benchmark_writes_results(tmp_path):
         assert r["cold_start_s"] > 0 and r["peak_rss_mb"] > 0
     assert result["machine"]["cpus"] and result["versions"]["onnxruntime"]
     assert "| short p50 ms |" in res.stdout
+
+
+def test_bench_help_lists_the_benchmark_options():
+    res = subprocess.run([sys.executable, "-m", "koner.cli", "bench", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0
+    for opt in ("--quick", "--systems", "--threads", "--reps", "--compare", "--out"):
+        assert opt in res.stdout

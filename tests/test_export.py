@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,14 +20,14 @@ def koner(*args, env=None):
 
 
 def test_int8_export_is_small_and_loads(export_dir):
-    size = (export_dir / "model.onnx").stat().st_size
+    size = _model_bytes(export_dir)
     assert size <= 19.5e6  # fp32: 56 MB
     manifest = json.loads((export_dir / "koner.json").read_text("utf-8"))
     assert manifest["labels"] == [json.loads((STANDIN / "config.json").read_text())["id2label"][str(i)]
                                   for i in range(31)]
     assert manifest["export"]["validation_max_abs_logit_diff"] <= 1e-4
     assert manifest["quantization"]["weight_type"] == "int8"
-    assert set(manifest["files"]) == {"model.onnx", "model-fp32.onnx", "tokenizer.json"}
+    assert set(manifest["files"]) == {"model.onnx", "model.onnx.data", "model-fp32.onnx", "tokenizer.json"}
     assert manifest["source"]["files"]["model.safetensors"]
     # the file already holds onnxruntime's fused int8 MatMuls, so sessions start without re-fusing the graph
     assert manifest["export"]["graph_optimization"] == "extended"
@@ -35,6 +36,11 @@ def test_int8_export_is_small_and_loads(export_dir):
     assert q["embeddings"] == "fp16" and q["float_head"] is True and q["float_projection"] is True
     ents = NER.load(export_dir)("아이유 노래 검색해줘.")
     assert ("PS", "아이유") in {(e.label, e.text) for e in ents}
+
+
+def _model_bytes(folder) -> int:
+    """The model's size on disk: graph and weights file."""
+    return sum((folder / n).stat().st_size for n in ("model.onnx", "model.onnx.data"))
 
 
 def _weights(path):
@@ -70,9 +76,9 @@ def test_int8_embeddings_and_projection_on_request(tmp_path, export_dir):
     assert sorted(inits[w][0] for w in float_matmuls) == [[256, 31]]
     q = json.loads((out / "koner.json").read_text("utf-8"))["quantization"]
     assert q["embeddings"] == "int8" and q["float_projection"] is False
-    small, default = (out / "model.onnx").stat().st_size, (export_dir / "model.onnx").stat().st_size
+    small, default = _model_bytes(out), _model_bytes(export_dir)
     assert 4.0e6 < default - small < 5.0e6  # 35,512 rows x 128 at 1 byte instead of 2, less the row scales
-    assert small <= 14.5e6
+    assert small <= 14.7e6
     text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다."
     assert {(e.label, e.text) for e in NER.load(out)(text)} >= {("PS", "아이유"), ("OG", "삼성전자")}
 
@@ -177,3 +183,51 @@ def test_accuracy_aware_quantization_keeps_sensitive_nodes_in_float(tmp_path, ex
     assert rep["kept_in_float"] == ranked[:len(rep["kept_in_float"])]  # most sensitive first
     assert rep["result"]["bytes"] > rep["full_int8"]["bytes"]  # what it cost is reported
     assert rep["result"]["token_agreement"] >= rep["full_int8"]["token_agreement"]
+    assert rep["met"] is (rep["result"]["token_agreement"] >= 1.0 and rep["result"]["sentence_agreement"] >= 1.0)
+
+
+def test_min_agreement_is_a_share():
+    out = koner("export", str(STANDIN), "-o", "/tmp/never", "--min-agreement", "1.5")
+    assert out.returncode == 2 and "--min-agreement" in out.stderr and "Traceback" not in out.stderr
+    from koner_export import export_model
+
+    with pytest.raises(ValueError, match="above 0 and at most 1"):
+        export_model(str(STANDIN), Path("/tmp/never"), min_agreement=0)
+
+
+def test_parity_on_a_folder_without_a_manifest_is_one_line(tmp_path):
+    out = koner("parity", str(STANDIN), str(tmp_path))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "koner.json: missing" in out.stderr
+
+
+def test_external_weights_and_new_defaults_answer_as_the_embedded_model_on_old_defaults(tmp_path):
+    import onnx
+
+    from koner.ner import DEFAULT_MODEL
+
+    folder = tmp_path / "m"
+    shutil.copytree(DEFAULT_MODEL, folder)
+    onnx.save(onnx.load(str(folder / "model.onnx")), str(folder / "embedded.onnx"))  # weights inside the graph
+    assert (folder / "embedded.onnx").stat().st_size > 19e6 > (folder / "model.onnx").stat().st_size * 50
+    new = NER.load(folder)  # weights mapped from model.onnx.data, 1 intra-op thread, a worker per CPU
+    old = NER.load(folder, model_file="embedded.onnx", threads=2, workers=1)  # the defaults before
+    from koner_export.corpus import PARITY_CORPUS, texts
+
+    sample = texts(PARITY_CORPUS)[::5]
+    for a, b in zip(new.batch(sample), old.batch(sample)):
+        assert [(e.label, e.start, e.end, e.word) for e in a] == [(e.label, e.start, e.end, e.word) for e in b]
+        assert all(abs(x.score - y.score) < 1e-5 for x, y in zip(a, b))
+
+
+def test_export_writes_page_aligned_external_weights(export_dir):
+    import onnx
+
+    manifest = json.loads((export_dir / "koner.json").read_text("utf-8"))
+    assert manifest["data_file"] == "model.onnx.data"
+    assert manifest["files"]["model.onnx.data"]["bytes"] == (export_dir / "model.onnx.data").stat().st_size
+    graph = onnx.load(str(export_dir / "model.onnx"), load_external_data=False).graph
+    offsets = [int(e.value) for t in graph.initializer for e in t.external_data if e.key == "offset"]
+    big = [int(e.value) for t in graph.initializer if any(e.key == "length" and int(e.value) >= 65536
+                                                          for e in t.external_data)
+           for e in t.external_data if e.key == "offset"]
+    assert len(offsets) > 50 and len(big) > 50 and all(o % 4096 == 0 for o in big)

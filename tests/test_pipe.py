@@ -6,7 +6,6 @@ import textwrap
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from conftest import ROOT

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from koner.manifest import MODEL_FILE, MODEL_FP32_FILE, TOKENIZER_FILE
+from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, TOKENIZER_FILE
 from koner.ner import DEFAULT_MODEL
 from koner.system import peak_rss_mb
 
@@ -167,6 +167,8 @@ def prepare(args, tmp: Path) -> None:
     opt = tmp / "optimum"
     opt.mkdir()
     shutil.copy(Path(args.model) / MODEL_FILE, opt / "model.onnx")
+    if (Path(args.model) / MODEL_DATA_FILE).is_file():  # the graph's weights, found beside it by name
+        shutil.copy(Path(args.model) / MODEL_DATA_FILE, opt / MODEL_DATA_FILE)
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (Path(args.source) / name).is_file():
             shutil.copy(Path(args.source) / name, opt / name)
@@ -306,7 +308,9 @@ def run(args: argparse.Namespace) -> int:
                   "sizes_mb": {"pytorch model.safetensors": (Path(args.source) / "model.safetensors").stat().st_size / 1e6
                                if (Path(args.source) / "model.safetensors").exists() else 0,
                                "fp32 model-fp32.onnx": (Path(args.fp32_dir) / MODEL_FP32_FILE).stat().st_size / 1e6,
-                               "int8 model.onnx": (Path(args.model) / "model.onnx").stat().st_size / 1e6}}
+                               "int8 model.onnx (+ weights file)": sum(
+                                   (Path(args.model) / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE)
+                                   if (Path(args.model) / n).exists()) / 1e6}}
         steps = [(t, s) for t in threads_list for s in args.systems]
         for n, (t, s) in enumerate(steps, 1):
             print(f"[bench] {n}/{len(steps)} {SYSTEMS[s]}, {t} thread(s)", file=sys.stderr, flush=True)

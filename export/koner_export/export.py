@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from koner.manifest import MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
+from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
 
 from .checkpoint import load
 from .environment import versions
 from .errors import ExportError, OutputExistsError, ParityError
+from .external import externalize
 from .onnx_export import OPSET, export as to_onnx, validate
 from .optimize import LEVEL as GRAPH_LEVEL, optimize
 from .quantize import QuantOptions, quantize
@@ -28,8 +29,11 @@ def progress_line(msg: str) -> None:
 def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, quant: QuantOptions = QuantOptions(),
                  keep_fp32: bool = False, force: bool = False, parity: bool = True,
                  min_agreement: Optional[float] = None, corpus: Optional[Path] = None,
-                 progress: Callable[[str], None] = progress_line) -> dict:
-    """Export SOURCE to OUT_DIR and return the manifest; nothing is left behind on failure."""
+                 progress: Callable[[str], None] = progress_line, external: bool = True) -> dict:
+    """Export SOURCE to OUT_DIR and return the manifest; nothing is left behind on failure.
+
+    `external`: the weights go to model.onnx.data beside the graph (page-aligned, mapped at load time).
+    """
     out_dir = Path(out_dir)
     if min_agreement is not None:
         from .accuracy import check_agreement
@@ -79,6 +83,9 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
         optimize(unfused, tmp / MODEL_FILE)
         unfused.unlink()
         manifest.set_graph_optimization(GRAPH_LEVEL)
+        if external:
+            externalize(tmp / MODEL_FILE, MODEL_DATA_FILE)
+            manifest.set_data_file(MODEL_DATA_FILE)
         manifest.write(tmp, _files(tmp, keep_fp32))
         if parity:
             from .parity import run_parity
@@ -106,12 +113,13 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    size = (out_dir / MODEL_FILE).stat().st_size
-    progress(f"wrote {out_dir} (model.onnx {size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
+    size = sum((out_dir / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE) if (out_dir / n).exists())
+    progress(f"wrote {out_dir} (model {size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
     return manifest.to_dict()
 
 
 def _files(folder: Path, keep_fp32: bool) -> list[str]:
     """The files of a model folder that the manifest hashes."""
-    return ([MODEL_FILE, TOKENIZER_FILE] + ([MODEL_FP32_FILE] if keep_fp32 else []) +
+    return ([MODEL_FILE] + ([MODEL_DATA_FILE] if (folder / MODEL_DATA_FILE).exists() else []) + [TOKENIZER_FILE] +
+            ([MODEL_FP32_FILE] if keep_fp32 else []) +
             ([PARITY_FILE] if (folder / PARITY_FILE).exists() else []))

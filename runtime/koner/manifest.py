@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .errors import ManifestError
+from .errors import ManifestError, OnnxModelError
 
 MANIFEST_FILE = "koner.json"
 MODEL_FILE = "model.onnx"
+MODEL_DATA_FILE = "model.onnx.data"  # the weights of model.onnx, page-aligned, mapped by onnxruntime
 MODEL_FP32_FILE = "model-fp32.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 PARITY_FILE = "parity.md"
@@ -33,8 +34,23 @@ class Manifest:
     lowercase: bool
     quantized: bool  # the model quantizes activations at run time: one window per onnxruntime call
     prefused: bool  # export already applied onnxruntime's graph fusions to the model file
+    data_file: Optional[str] = None  # the model file's external weights, when it has them
+    file_bytes: dict = field(default_factory=dict, compare=False)  # size of each file the manifest hashed
     format: int = FORMAT
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def check_data_file(self, folder: Path) -> None:
+        """Raise OnnxModelError when the model's weights file is missing or not the size the manifest records."""
+        if self.data_file is None:
+            return
+        path = Path(folder) / self.data_file
+        if not path.is_file():
+            raise OnnxModelError(path, f"missing: {self.model_file} keeps its weights there; copy the whole model "
+                                       "folder, or re-export it with `koner export`")
+        want, got = self.file_bytes.get(self.data_file), path.stat().st_size
+        if want is not None and got != want:
+            raise OnnxModelError(path, f"has {got:,} bytes but koner.json records {want:,}: the file is truncated "
+                                       "or from another export; re-copy the model folder or re-export it")
 
 
 def sha256(path: Path) -> str:
@@ -88,6 +104,12 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
     export = raw.get("export") or {}
     if not isinstance(export, dict):
         raise ManifestError(path, "'export' must be an object")
+    data_file = raw.get("data_file")
+    if data_file is not None and (not isinstance(data_file, str) or not data_file or "/" in data_file):
+        raise ManifestError(path, "'data_file' must be a file name in the model folder")
+    files = raw.get("files") or {}
+    sizes = {n: f["bytes"] for n, f in files.items() if isinstance(f, dict) and isinstance(f.get("bytes"), int)} \
+        if isinstance(files, dict) else {}
     return Manifest(
         labels=tuple(labels),
         max_length=max_length,
@@ -96,6 +118,8 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         lowercase=bool(tok.get("lowercase", False)),
         quantized=raw["quantization"] is not None,
         prefused="graph_optimization" in export,
+        data_file=data_file,
+        file_bytes=sizes,
         format=fmt,
         raw=raw,
     )
@@ -126,6 +150,10 @@ class ManifestDraft:
     def set_quantization(self, options: Optional[dict]) -> None:
         """Record the quantization options (None: the model is float)."""
         self._doc["quantization"] = options
+
+    def set_data_file(self, name: str) -> None:
+        """Record that the model file keeps its weights in `name` beside it."""
+        self._doc["data_file"] = name
 
     def set_graph_optimization(self, level: str) -> None:
         """Record that the model file holds onnxruntime's fusions of `level`."""

@@ -1,6 +1,7 @@
 """The NER object: load a model folder once, then text -> entities, one text, a list or a stream."""
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
@@ -41,8 +42,13 @@ class NER:
         own_file = model_file in (None, self.manifest.model_file)
         quantized = self.manifest.quantized if own_file else None  # None: look in the file
         prefused = own_file and self.manifest.prefused
+        threads = options.threads if options.threads is not None else 1
+        self.workers = _check_workers(workers) if workers is not None else default_workers(threads)
+        if own_file:
+            self.manifest.check_data_file(folder)
+        if options.memory_pattern is None:
+            options = replace(options, memory_pattern=self.workers > 1)
         self.session = ModelSession(folder / (model_file or self.manifest.model_file), options, quantized, prefused)
-        self.workers = _check_workers(workers) if workers is not None else default_workers(self.session.threads)
         # Dynamic int8 quantization scales the activations of a whole call together, so a padded batch
         # would make one text's labels depend on its neighbours: quantized models run one window a call.
         self._rows_alone = self.session.quantized
@@ -51,11 +57,11 @@ class NER:
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, *, threads: Optional[int] = None,
              workers: Optional[int] = None, aggregation: str = "simple", spinning: bool = False,
-             memory_arena: bool = True, optimization: str = "auto", overlap: int = 128,
-             model_file: Optional[str] = None) -> "NER":
+             memory_arena: bool = True, memory_pattern: Optional[bool] = None, optimization: str = "auto",
+             overlap: int = 128, model_file: Optional[str] = None) -> "NER":
         """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it."""
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
-                              optimization=optimization)
+                              optimization=optimization, memory_pattern=memory_pattern)
         return cls(Path(path) if path is not None else DEFAULT_MODEL, options=opts, aggregation=aggregation,
                    overlap=overlap, model_file=model_file, workers=workers)
 

@@ -1,0 +1,296 @@
+"""The Starlette application of `koner serve`: routes, input checks, errors, API key and access log.
+
+Routes: POST /v1/ner (koner's format), POST / (Hugging Face Inference API's token-classification
+format), GET /healthz, /readyz, /metrics. Every error body is {"error": {"code", "message"}}; no
+response ever carries a traceback, and the access log records sizes, status and timings, never text.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..aggregate import STRATEGIES, Strategy
+from ..ner import NER
+from .gate import ClientGone, Gate, Overloaded, TimedOut
+from .metrics import CONTENT_TYPE, Metrics
+
+access_log = logging.getLogger("koner.access")
+log = logging.getLogger("koner.serve")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `koner serve` was told; the defaults are the ones README explains."""
+
+    workers: int = 2  # inference slots
+    max_queue: int = 64
+    max_body_bytes: int = 1 << 20
+    max_texts: int = 64
+    max_chars: int = 100_000  # characters of all texts of one request together
+    timeout: float = 30.0
+    api_key: Optional[str] = None
+    aggregation: str = "simple"
+
+
+class ApiError(Exception):
+    """An answer other than 200: status, a stable code and a message for the client."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Optional[dict] = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(status: int, code: str, message: str, headers: Optional[dict] = None) -> JSONResponse:
+    """The JSON error body every route uses."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class Service:
+    """The model (loaded in the background), the gate to its slots and the metrics."""
+
+    def __init__(self, load: Callable[[], NER], settings: Settings):
+        self.settings = settings
+        self.gate = Gate(settings.workers, settings.max_queue)
+        self.metrics = Metrics(lambda: self.gate.queued, lambda: self.gate.in_flight)
+        self.ner: Optional[NER] = None
+        self.load_error: Optional[str] = None
+        self._load = load
+
+    def start(self) -> None:
+        """Load and warm the model on a thread, so /healthz answers while it loads."""
+        threading.Thread(target=self._load_model, name="koner-load", daemon=True).start()
+
+    def _load_model(self) -> None:
+        try:
+            ner = self._load()
+            ner("서울역으로 안내해줘.")  # warm-up: the first run allocates what later runs reuse
+            self.ner = ner
+            log.info("model ready: %s (%d slots)", ner.folder, self.settings.workers)
+        except Exception as exc:  # reported by /readyz and every inference route
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("model failed to load: %s", self.load_error)
+
+    async def entities(self, request: Request, texts: list[str], aggregation: Strategy) -> list[list[dict]]:
+        """Each text's entities as dicts (pipeline fields + `text`), computed on a slot."""
+        ner = self.ner
+        if ner is None:
+            if self.load_error:
+                raise ApiError(503, "model_failed", f"the model could not be loaded: {self.load_error}")
+            raise ApiError(503, "not_ready", "the model is still loading; retry shortly", {"Retry-After": "1"})
+
+        def work(cancel: threading.Event) -> tuple[list[list[dict]], int]:
+            out, tokens = [], 0
+            for text in texts:
+                if cancel.is_set():
+                    break
+                tokens += len(ner.tokenizer.encode(text).ids) if text.strip() else 0
+                ents = []
+                for e in ner.iter_entities(text, aggregation=aggregation, workers=1):
+                    if cancel.is_set():
+                        break
+                    ents.append({**e.to_dict(), "text": e.text})
+                out.append(ents)
+            return out, tokens
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout
+        try:
+            results, tokens = await self.gate.run(work, deadline=deadline, gone=request.is_disconnected)
+        except Overloaded:
+            raise ApiError(503, "overloaded", f"all {self.settings.workers} slots are busy and "
+                                              f"{self.settings.max_queue} requests are waiting; retry shortly",
+                           {"Retry-After": "1"}) from None
+        except TimedOut:
+            raise ApiError(504, "timeout", f"no answer within {self.settings.timeout:g} s (--timeout)") from None
+        except ClientGone:
+            raise ApiError(499, "client_closed", "the client disconnected before its turn") from None
+        self.metrics.texts.inc(len(texts))
+        self.metrics.tokens.inc(tokens)
+        return results
+
+
+def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
+    """The ASGI application; `load` builds the NER object (called once, on a background thread)."""
+    service = Service(load, settings)
+
+    async def read_json(request: Request) -> object:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise ApiError(415, "unsupported_media_type", f"send the body as application/json, not {ctype or 'nothing'}")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise ApiError(413, "body_too_large", f"the body has {int(declared):,} bytes; the limit is "
+                                                  f"{settings.max_body_bytes:,} (--max-body-bytes)")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body_bytes:
+                raise ApiError(413, "body_too_large", f"the body is over the limit of {settings.max_body_bytes:,} "
+                                                      "bytes (--max-body-bytes)")
+        try:
+            return json.loads(bytes(body))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+
+    def texts_of(value: object, field: str) -> tuple[list[str], bool]:
+        """The texts of a request and whether it sent a single string."""
+        single = isinstance(value, str)
+        texts = [value] if single else value
+        if not isinstance(texts, list):
+            raise ApiError(422, "invalid_text", f"'{field}' must be a string or a list of strings")
+        if len(texts) > settings.max_texts:
+            raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one request; the limit is "
+                                                  f"{settings.max_texts} (--max-texts)")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise ApiError(422, "invalid_text", f"text {i} is {type(t).__name__}, not a string")
+        chars = sum(len(t) for t in texts)
+        if chars > settings.max_chars:
+            raise ApiError(413, "too_many_chars", f"{chars:,} characters in one request; the limit is "
+                                                  f"{settings.max_chars:,} (--max-chars)")
+        return texts, single
+
+    def strategy_of(value: object) -> Strategy:
+        if value is None:
+            return Strategy.parse(settings.aggregation)
+        try:
+            return Strategy.parse(value)  # type: ignore[arg-type]
+        except ValueError:
+            raise ApiError(422, "invalid_aggregation", f"aggregation must be one of {', '.join(STRATEGIES)}, "
+                                                       f"not {value!r}") from None
+
+    async def v1_ner(request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict) or ("text" in body) == ("texts" in body):
+            raise ApiError(422, "invalid_request", 'send {"text": "..."} or {"texts": ["...", ...]}')
+        texts, _ = texts_of(body["text"] if "text" in body else body["texts"], "text" if "text" in body else "texts")
+        if "text" in body and not isinstance(body["text"], str):
+            raise ApiError(422, "invalid_text", "'text' must be a string (use 'texts' for a list)")
+        results = await service.entities(request, texts, strategy_of(body.get("aggregation")))
+        if "text" in body:
+            return JSONResponse({"entities": results[0]})
+        return JSONResponse({"results": [{"entities": r} for r in results]})
+
+    async def hf_inference(request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict) or "inputs" not in body:
+            raise ApiError(422, "invalid_request", 'send {"inputs": "..."} or {"inputs": ["...", ...]}')
+        params = body.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ApiError(422, "invalid_request", "'parameters' must be an object")
+        texts, single = texts_of(body["inputs"], "inputs")
+        results = await service.entities(request, texts, strategy_of(params.get("aggregation_strategy")))
+        plain = [[{k: v for k, v in e.items() if k != "text"} for e in r] for r in results]  # the API's own fields
+        return JSONResponse(plain[0] if single else plain)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if service.ner is not None:
+            return JSONResponse({"status": "ready"})
+        if service.load_error:
+            return error_response(503, "model_failed", f"the model could not be loaded: {service.load_error}")
+        return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(service.metrics.text(), media_type=CONTENT_TYPE)
+
+    routes = [Route("/v1/ner", v1_ner, methods=["POST"]), Route("/", hf_inference, methods=["POST"]),
+              Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
+              Route("/metrics", metrics, methods=["GET"])]
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error("internal error on %s: %s", request.url.path, type(exc).__name__)  # no text, no traceback
+        return error_response(500, "internal", "internal error; the server log has its type")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        service.start()
+        yield
+        service.gate.close()
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, ApiError: api_error,
+                                                      Exception: internal_error}, lifespan=lifespan)
+    app.state.service = service
+    return AccessLog(ApiKey(app, settings.api_key), service.metrics)
+
+
+class ApiKey:
+    """ASGI middleware: with a key set, every route but /healthz needs `Authorization: Bearer <key>`."""
+
+    def __init__(self, app, key: Optional[str]):
+        self.app, self.key = app, key.encode() if key else None
+        self.state = getattr(app, "state", None)
+
+    async def __call__(self, scope, receive, send):
+        if self.key is None or scope["type"] != "http" or scope["path"] == "/healthz":
+            return await self.app(scope, receive, send)
+        given = b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+        if not hmac.compare_digest(given, self.key):
+            resp = error_response(401, "unauthorized", "send the API key as 'Authorization: Bearer <key>'",
+                                  {"WWW-Authenticate": "Bearer"})
+            return await resp(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+class AccessLog:
+    """ASGI middleware: one JSON line per request (method, route, status, bytes, ms) and the request metrics."""
+
+    ROUTES = {"/v1/ner", "/", "/healthz", "/readyz", "/metrics"}
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        seen = {"status": 500, "out": 0, "in": 0}
+
+        async def counting_receive():
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen["in"] += len(msg.get("body", b""))
+            return msg
+
+        async def counting_send(msg):
+            if msg["type"] == "http.response.start":
+                seen["status"] = msg["status"]
+            elif msg["type"] == "http.response.body":
+                seen["out"] += len(msg.get("body", b""))
+            await send(msg)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            secs = time.perf_counter() - t0
+            route = scope["path"] if scope["path"] in self.ROUTES else "other"
+            self.metrics.observe(route, seen["status"], secs)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(json.dumps({"method": scope["method"], "route": route, "status": seen["status"],
+                                            "bytes_in": seen["in"], "bytes_out": seen["out"],
+                                            "ms": round(secs * 1000, 2)}))

@@ -1,0 +1,153 @@
+"""`koner serve`: its options, the listening socket, logging, and uvicorn (imported only when it runs)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+
+from .. import exitcodes
+
+SERVE_HINT = "`koner serve` needs the serve extra: pip install 'koner[serve]'"
+
+
+def register(sub) -> None:
+    """Add the `serve` verb to the `koner` command's sub-parsers."""
+    from ..aggregate import STRATEGIES
+    from ..cli import positive_int
+
+    p = sub.add_parser("serve", help="an HTTP NER service (uvicorn + Starlette)  [serve extra]",
+                       description="Serve NER over HTTP: POST /v1/ner, POST / (Hugging Face Inference API format), "
+                                   "GET /healthz, /readyz, /metrics.")
+    p.add_argument("--model", help="model folder (default: the bundled stand-in)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
+    p.add_argument("--workers", type=positive_int, help="inference slots (default: usable CPUs / --threads)")
+    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads per slot (default 1)")
+    p.add_argument("--max-queue", type=_non_negative, default=64,
+                   help="requests that may wait for a slot; one more is answered 503 at once (default 64)")
+    p.add_argument("--max-body-bytes", type=positive_int, default=1 << 20, help="largest request body (1 MiB)")
+    p.add_argument("--max-texts", type=positive_int, default=64, help="texts in one request (64)")
+    p.add_argument("--max-chars", type=positive_int, default=100_000,
+                   help="characters of all texts of one request together (100,000)")
+    p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds a request may take, queue included (30)")
+    p.add_argument("--api-key-file", help="file holding the API key (or set KONER_API_KEY); every route but "
+                                          "/healthz then needs 'Authorization: Bearer <key>'")
+    p.add_argument("--aggregation", default="simple", choices=STRATEGIES, help="default aggregation (simple)")
+    p.add_argument("--grace", type=_seconds, default=30.0,
+                   help="on SIGTERM, seconds to finish requests in flight (30)")
+    p.add_argument("--no-access-log", action="store_true", help="no access log lines on stderr")
+    p.set_defaults(run=run_serve)
+
+
+def _non_negative(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer of 0 or more, not {value!r}")
+    return n
+
+
+def _seconds(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        x = -1.0
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {value!r}")
+    return x
+
+
+def _api_key(args) -> "str | None":
+    if args.api_key_file:
+        try:
+            key = open(args.api_key_file, encoding="utf-8").read().strip()
+        except OSError as exc:
+            raise SystemExit(f"koner: {args.api_key_file}: cannot read the API key ({exc.strerror})") from None
+        if not key:
+            raise SystemExit(f"koner: {args.api_key_file}: the API key file is empty")
+        return key
+    return os.environ.get("KONER_API_KEY") or None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"koner: cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run_serve(args) -> int:
+    """Run `koner serve` until SIGTERM or Ctrl-C; returns the exit code."""
+    try:
+        import uvicorn
+
+        from .app import Settings, create_app
+    except ImportError as exc:
+        print(f"koner: {SERVE_HINT} (missing: {exc.name})", file=sys.stderr)
+        return exitcodes.USAGE
+    from ..ner import NER
+    from ..system import usable_cpus
+
+    key = _api_key(args)
+    workers = args.workers or max(1, usable_cpus() // args.threads)
+    settings = Settings(workers=workers, max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
+                        max_texts=args.max_texts, max_chars=args.max_chars, timeout=args.timeout, api_key=key,
+                        aggregation=args.aggregation)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    for name in ("koner.serve", "koner.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    if args.no_access_log:
+        logging.getLogger("koner.access").setLevel(logging.WARNING)
+    sock = _bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    if not _loopback(args.host) and key is None:
+        print(f"koner: warning: listening on {args.host} with no API key; anyone who can reach this port can use "
+              "it (--api-key-file)", file=sys.stderr)
+
+    def load() -> NER:  # one session shared by every slot; the event loop never runs inference
+        return NER.load(args.model, threads=args.threads, workers=workers, aggregation=args.aggregation)
+
+    app = create_app(load, settings)
+    print(f"koner serve: listening on http://{host}:{port} ({workers} slots x {args.threads} thread(s), "
+          f"queue {args.max_queue}, timeout {args.timeout:g} s{', API key required' if key else ''})",
+          file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, lifespan="on", access_log=False, log_level="warning",
+                            timeout_graceful_shutdown=args.grace, server_header=False)
+    _server_class(uvicorn)(config).run(sockets=[sock])
+    return exitcodes.OK
+
+
+def _server_class(uvicorn):
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that SIGTERM after a graceful drain exits 0 instead of being re-raised."""
+
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if sig == signal.SIGTERM and isinstance(captured, list) and sig in captured:
+                captured.remove(sig)
+
+    return Server

@@ -1,0 +1,35 @@
+"""The service's Prometheus figures, in a registry of its own (never the process-global one)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Requests by route and status, latency, queue depth, in-flight work, texts, tokens and process memory."""
+
+    def __init__(self, queued: Callable[[], int], in_flight: Callable[[], int]):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("koner_requests", "HTTP requests answered, by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram("koner_request_seconds", "Time from request to response, by route", ["route"],
+                                 buckets=BUCKETS, registry=self.registry)
+        Gauge("koner_queue_depth", "Requests waiting for an inference slot",
+              registry=self.registry).set_function(queued)
+        Gauge("koner_in_flight", "Inference slots busy", registry=self.registry).set_function(in_flight)
+        self.texts = Counter("koner_texts", "Texts run through the model", registry=self.registry)
+        self.tokens = Counter("koner_tokens", "Tokens run through the model", registry=self.registry)
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU seconds, open fds
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def text(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.registry)
