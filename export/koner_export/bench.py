@@ -1,14 +1,15 @@
 """koner benchmarks: latency, throughput, cold start, memory and size, side by side in one run.
 
-Systems, each measured in its own subprocess, one after another, with the same thread count:
-  a  transformers pipeline("ner") on the PyTorch model
-  b  optimum ORTModelForTokenClassification on the int8 file, inside the transformers pipeline
-  c  koner on the fp32 ONNX
-  d  koner on the int8 ONNX
-  e  the floor: tokenize + session.run on the int8 file, nothing else
+Systems, each measured in its own subprocess, one after another, at the same CPU budget N (--threads):
+  a  transformers pipeline("ner") on the PyTorch model (torch.set_num_threads(N))
+  b  optimum ORTModelForTokenClassification on the int8 file, inside the transformers pipeline (N intra-op)
+  c  koner on the fp32 ONNX (N worker threads, 1 intra-op thread each)
+  d  koner on the int8 ONNX (N worker threads, 1 intra-op thread each)
+  e  the floor: tokenize + session.run on the int8 file, nothing else (N threads calling it, 1 intra-op)
+A single call (the latency rows) uses what the system gives one call: N threads for a and b, 1 for c-e.
 
 Usage (`koner bench` takes the same options; `python benchmarks/run.py` from a checkout too):
-  koner bench                 # full run, 1 and 2 threads; writes benchmarks/results/ in a checkout
+  koner bench                 # full run, CPU budgets 1 and 2; writes benchmarks/results/ in a checkout
   koner bench --quick         # every system and workload, briefly (no figures kept)
   koner bench --compare       # also print this run's ratios against the last committed run
 """
@@ -90,7 +91,8 @@ def make_system(system: str, args):
         from koner import NER
 
         model_file = MODEL_FP32_FILE if system == "c" else None
-        ner = NER.load(args.fp32_dir if system == "c" else args.model, threads=args.threads, workers=1,
+        # koner spends a CPU budget of N as N worker threads, each call with 1 intra-op thread
+        ner = NER.load(args.fp32_dir if system == "c" else args.model, threads=1, workers=args.threads,
                        model_file=model_file)
         return ner, lambda texts, bs: ner.batch(texts, batch_size=bs)
     if system == "e":
@@ -100,7 +102,7 @@ def make_system(system: str, args):
 
         from koner.session import session_options
 
-        so = session_options(args.threads, "all", mem_pattern=True)
+        so = session_options(1, "all", mem_pattern=True)  # N CPUs: N threads calling one session, as koner
         sess = ort.InferenceSession(str(Path(args.model) / MODEL_FILE), so, providers=["CPUExecutionProvider"])
         tok = Tokenizer.from_file(str(Path(args.model) / TOKENIZER_FILE))
         tok.no_truncation()
@@ -110,7 +112,12 @@ def make_system(system: str, args):
             return sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
                                    "token_type_ids": np.zeros_like(ids)})[0]
 
-        return one, lambda texts, bs: [one(t) for t in texts]
+        if args.threads == 1:
+            return one, lambda texts, bs: [one(t) for t in texts]
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(args.threads)
+        return one, lambda texts, bs: list(pool.map(one, texts))
     raise ValueError(system)
 
 
@@ -200,7 +207,7 @@ def table(result: dict) -> str:
     """Markdown tables with every figure also as a ratio to (a) and to (e)."""
     lines = []
     for threads, runs in result["runs"].items():
-        lines += [f"### {threads} thread(s)", "",
+        lines += [f"### CPU budget {threads}", "",
                   "| figure | " + " | ".join(f"{k}: {SYSTEMS[k]}" for k in runs) + " |",
                   "|---|" + "---|" * len(runs)]
 
@@ -274,7 +281,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="koner int8 model folder (default: the bundled model)")
     ap.add_argument("--fp32-dir", help="koner folder with model-fp32.onnx (default: exported now)")
     ap.add_argument("--optimum-dir")
-    ap.add_argument("--threads", type=int, nargs="*", default=None)
+    ap.add_argument("--threads", type=int, nargs="*", default=None, help="CPU budgets (default: 1 and 2)")
     ap.add_argument("--systems", default="abcde")
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--corpus-size", type=int, default=1000)

@@ -85,13 +85,20 @@ class NER:
         """The entities of one text, in text order, with character offsets into it."""
         return list(self.iter_entities(text, aggregation=aggregation))
 
-    def iter_entities(self, text: str, *, aggregation: Optional[str] = None,
-                      workers: Optional[int] = None) -> Iterator[Entity]:
-        """The entities of one text as they are found: a long text's windows run on `workers` threads."""
+    def tokenize(self, text: str) -> Tokens:
+        """The model's tokens of `text`, [CLS] and [SEP] included, with character offsets into it."""
+        return self.tokenizer.encode(text)
+
+    def iter_entities(self, text: str, *, aggregation: Optional[str] = None, workers: Optional[int] = None,
+                      tokens: Optional[Tokens] = None) -> Iterator[Entity]:
+        """The entities of one text as they are found: a long text's windows run on `workers` threads.
+
+        `tokens`: `tokenize(text)`, when the caller has it already.
+        """
         strategy = self._strategy(aggregation)
         if not _check_text(text):
             return iter(())
-        return self._text_entities(text, self.tokenizer.encode(text), strategy,
+        return self._text_entities(text, self.tokenize(text) if tokens is None else tokens, strategy,
                                    self.workers if workers is None else _check_workers(workers))
 
     def pipe(self, texts: Iterable[str], *, batch_size: int = 32, workers: Optional[int] = None,

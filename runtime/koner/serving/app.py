@@ -96,9 +96,10 @@ class Service:
             for text in texts:
                 if cancel.is_set():
                     break
-                tokens += len(ner.tokenizer.encode(text).ids) if text.strip() else 0
+                toks = ner.tokenize(text)
+                tokens += len(toks.ids) - 2
                 ents = []
-                for e in ner.iter_entities(text, aggregation=aggregation, workers=1):
+                for e in ner.iter_entities(text, aggregation=aggregation, workers=1, tokens=toks):
                     if cancel.is_set():
                         break
                     ents.append({**e.to_dict(), "text": e.text})
@@ -108,7 +109,8 @@ class Service:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.timeout
         try:
-            results, tokens = await self.gate.run(work, deadline=deadline, gone=request.is_disconnected)
+            results, tokens = await self.gate.run(work, deadline=deadline,
+                                                  disconnected=lambda: _disconnect(request))
         except Overloaded:
             raise ApiError(503, "overloaded", f"all {self.settings.workers} slots are busy and "
                                               f"{self.settings.max_queue} requests are waiting; retry shortly",
@@ -116,10 +118,16 @@ class Service:
         except TimedOut:
             raise ApiError(504, "timeout", f"no answer within {self.settings.timeout:g} s (--timeout)") from None
         except ClientGone:
-            raise ApiError(499, "client_closed", "the client disconnected before its turn") from None
+            raise ApiError(499, "client_closed", "the client disconnected before its answer was ready") from None
         self.metrics.texts.inc(len(texts))
         self.metrics.tokens.inc(tokens)
         return results
+
+
+async def _disconnect(request: Request) -> None:
+    """Return when the client disconnects (the request body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:

@@ -1,16 +1,16 @@
 """Admission to inference slots: a bounded queue, deadlines, and no work for clients that left.
 
-The event loop never runs inference: an admitted request's work runs on one of `slots` threads
-sharing the one onnxruntime session. When every slot is busy, up to `max_queue` requests wait in
-order; one more is refused at once (`Overloaded`, answered 503). A request past its deadline gets
-`TimedOut` (504) and its work is told to stop (`cancel` is set) at its next check; its slot is free
-again when the work returns. A request whose client is gone by its turn never starts.
+The event loop never runs inference: an admitted request's work goes straight into the queue of
+`slots` threads sharing the one onnxruntime session, and a slot that finishes takes the next work
+itself, without a round trip through the event loop. When `max_queue` requests already wait, one more
+is refused at once (`Overloaded`, answered 503). A request past its deadline gets `TimedOut` (504);
+one whose client disconnects gets `ClientGone`. Either way its work is told to stop (`cancel` is set):
+work that has not started never starts, and running work stops at its next check.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Awaitable, Callable, TypeVar
 
@@ -26,7 +26,11 @@ class TimedOut(Exception):
 
 
 class ClientGone(Exception):
-    """The client disconnected before its turn came."""
+    """The client disconnected before its answer was ready."""
+
+
+class _Skipped(Exception):
+    """The work was cancelled before a slot took it."""
 
 
 class Gate:
@@ -34,76 +38,68 @@ class Gate:
 
     def __init__(self, slots: int, max_queue: int):
         self.slots, self.max_queue = slots, max_queue
-        self._free = slots
-        self._waiting: deque[asyncio.Future] = deque()
+        self._lock = threading.Lock()
+        self._queued = 0  # admitted, not yet taken by a slot
+        self._running = 0
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="koner-slot")
 
     @property
     def queued(self) -> int:
         """Requests waiting for a slot."""
-        return sum(not w.done() for w in self._waiting)
+        return self._queued
 
     @property
     def in_flight(self) -> int:
         """Slots busy with a request's work."""
-        return self.slots - self._free
+        return self._running
 
     async def run(self, work: Callable[[threading.Event], T], *, deadline: float,
-                  gone: Callable[[], Awaitable[bool]]) -> T:
-        """Run `work(cancel)` on a slot, by `deadline` (loop time); see the module doc for the outcomes."""
-        loop = asyncio.get_running_loop()
-        await self._acquire(loop, deadline)
-        try:
-            if await gone():
-                raise ClientGone()
-        except BaseException:
-            self._release()
-            raise
+                  disconnected: Callable[[], Awaitable[None]]) -> T:
+        """Run `work(cancel)` on a slot by `deadline` (loop time); `disconnected()` returns when the client leaves."""
+        with self._lock:
+            if self._queued >= self.max_queue and self._running + self._queued >= self.slots:
+                raise Overloaded()
+            self._queued += 1
         cancel = threading.Event()
-        job = loop.run_in_executor(self._pool, work, cancel)
-        job.add_done_callback(lambda _: self._release())
+
+        def job() -> T:
+            with self._lock:
+                self._queued -= 1
+                self._running += 1
+            try:
+                if cancel.is_set():
+                    raise _Skipped()
+                return work(cancel)
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._pool, job)
+        watch = asyncio.ensure_future(disconnected())
         try:
-            return await asyncio.wait_for(asyncio.shield(job), max(0.0, deadline - loop.time()))
-        except asyncio.TimeoutError:
+            done, _ = await asyncio.wait({fut, watch}, timeout=max(0.0, deadline - loop.time()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if fut in done:
+                return fut.result()
             cancel.set()
-            raise TimedOut() from None
+            fut.add_done_callback(_quiet)
+            if watch in done:
+                raise ClientGone()
+            raise TimedOut()
         except asyncio.CancelledError:
             cancel.set()
+            fut.add_done_callback(_quiet)
             raise
-
-    async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        if self._free > 0 and not self._waiting:
-            self._free -= 1
-            return
-        if self.queued >= self.max_queue:
-            raise Overloaded()
-        turn = loop.create_future()
-        self._waiting.append(turn)
-        try:
-            await asyncio.wait_for(turn, max(0.0, deadline - loop.time()))
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            if turn.done() and not turn.cancelled():  # handed a slot just as the wait ended: give it back
-                self._release()
-            self._forget(turn)
-            if isinstance(exc, asyncio.TimeoutError):
-                raise TimedOut() from None
-            raise
-
-    def _forget(self, turn: asyncio.Future) -> None:
-        try:
-            self._waiting.remove(turn)
-        except ValueError:
-            pass
-
-    def _release(self) -> None:
-        """Hand the slot to the first request still waiting, or free it."""
-        while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self._free += 1
+        finally:
+            watch.cancel()
 
     def close(self) -> None:
         """Stop the slot threads once their current work is done."""
         self._pool.shutdown(wait=True)
+
+
+def _quiet(fut: "asyncio.Future") -> None:
+    """Collect the outcome of abandoned work, so it is never reported as unretrieved."""
+    if not fut.cancelled():
+        fut.exception()
