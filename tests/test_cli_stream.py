@@ -129,5 +129,5 @@ def test_a_long_line_is_answered_whole_among_short_ones():
     recs = [json.loads(l) for l in out.stdout.splitlines()]
     assert [r["line"] for r in recs] == [1, 2, 3]
     ner = NER.load()
-    assert recs[1]["entities"] == json.loads(json.dumps([e.to_dict() for e in ner(long_text)]))
+    assert recs[1]["entities"] == json.loads(json.dumps([e.to_dict(extended=True) for e in ner(long_text)]))
     assert recs[2]["entities"][0]["word"] == "아이유"

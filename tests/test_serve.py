@@ -88,6 +88,11 @@ def test_entities_equal_the_library(server):
     assert [r["entities"] for r in first["results"]] == \
         [json.loads(json.dumps([{**e.to_dict(), "text": e.text} for e in ner(t, aggregation="first")]))
          for t in TEXTS]
+    vit = server.post("/v1/ner", {"texts": TEXTS, "decode": "viterbi"}).json()
+    assert [r["entities"] for r in vit["results"]] == \
+        [json.loads(json.dumps([{**e.to_dict(), "text": e.text} for e in ner(t, decode="viterbi")])) for t in TEXTS]
+    bad = server.post("/v1/ner", {"text": "서울", "decode": "viterbi", "aggregation": "first"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_decode"
     for r, t in zip(many.json()["results"], TEXTS):
         assert all(e["text"] == t[e["start"]:e["end"]] for e in r["entities"])
 

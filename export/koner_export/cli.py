@@ -53,6 +53,8 @@ def register(sub) -> None:
     q.add_argument("--corpus", help="JSONL with 'text' (and optional 'gold' spans); default: the bundled one")
     q.add_argument("--report", help="write the JSON report here (a .md summary is written beside it)")
     q.add_argument("--sample", type=_positive, help="use at most this many texts (every category kept)")
+    q.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax",
+                   help="viterbi: also compare Viterbi entities with PyTorch's logits decoded the same way")
     q.set_defaults(run=_needs_extra(run_parity_cli))
 
     b = sub.add_parser("bench", help="benchmark koner against PyTorch and optimum  [export extra]",
@@ -119,7 +121,8 @@ def run_parity_cli(args: argparse.Namespace) -> int:
 
     folder, _ = resolve(args.source)
     report = run_parity(load(folder), Path(args.onnx_dir), corpus=Path(args.corpus) if args.corpus else None,
-                        sample=args.sample, progress=lambda m: print(f"[koner parity] {m}", file=sys.stderr))
+                        sample=args.sample, progress=lambda m: print(f"[koner parity] {m}", file=sys.stderr),
+                        decode=args.decode)
     print(report["markdown"])
     if args.report:
         out = Path(args.report)

@@ -74,11 +74,16 @@ class _Labels:
     near_tie_texts: int = 0
     fits: list = field(default_factory=list)  # per text: within the model's length
     flips: list = field(default_factory=list)
+    reference: list = field(default_factory=list)  # per text: PyTorch's logits, one row per token
 
 
 def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: Optional[int] = None,
-               thresholds: Optional[dict] = None, progress: Callable[[str], None] = lambda m: None) -> dict:
-    """Run the suite; returns {'passed', 'failures', 'summary', 'markdown', ...} (see module doc)."""
+               thresholds: Optional[dict] = None, progress: Callable[[str], None] = lambda m: None,
+               decode: str = "argmax") -> dict:
+    """Run the suite; returns {'passed', 'failures', 'summary', 'markdown', ...} (see module doc).
+
+    `decode="viterbi"` also compares the runtime's Viterbi entities with PyTorch's logits decoded the same way.
+    """
     th = {**THRESHOLDS, **(thresholds or {})}
     onnx_dir = Path(onnx_dir)
     read_manifest(onnx_dir)  # a folder koner cannot load fails here, before any model runs
@@ -97,6 +102,10 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
         progress("entities against the transformers pipeline, five strategies")
         fit_idx = [k for k, f in enumerate(lab.fits) if f and texts[k].strip()]
         per_strategy, pt_simple, rt8_simple = _entity_lists(ckpt, [texts[k] for k in fit_idx], rt8, rt32, th)
+        viterbi = None
+        if decode == "viterbi":
+            progress("Viterbi entities against PyTorch's logits decoded the same way")
+            viterbi = _viterbi_lists(rows, encoded, lab.reference, fit_idx, rt8)
     gold = _gold([rows[k] for k in fit_idx], pt_simple, rt8_simple)
     summary = {
         "texts": len(rows), "texts_within_max_length": len(fit_idx), "tokens": lab.tokens,
@@ -111,6 +120,8 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
         "strategies": per_strategy,
         "gold": gold,
     }
+    if viterbi is not None:
+        summary["viterbi"] = viterbi
     failures = _failures(summary, tok_bad, th)
     report = {"passed": not failures, "failures": failures, "summary": summary, "thresholds": th,
               "worst_disagreements": lab.flips[:20], "tokenization_mismatches": tok_bad[:50]}
@@ -156,6 +167,7 @@ def _token_labels(ckpt, rows: list[dict], encoded: list, rt8: NER, rt32: NER) ->
             l32.append(rt32.session.run(ids, mask)[0])
             l8.append(rt8.session.run(ids, mask)[0])
         ref = win.stitch(len(toks.ids), plan, ref_l)
+        lab.reference.append(ref)
         a32 = win.stitch(len(toks.ids), plan, l32)
         a8 = win.stitch(len(toks.ids), plan, l8)
         keep = ~toks.special
@@ -203,6 +215,29 @@ def _entity_lists(ckpt, texts: list[str], rt8: NER, rt32: NER, th: dict):
         if s == "simple":
             pt_simple, rt8_simple = refs, d8
     return per_strategy, pt_simple, rt8_simple
+
+
+def _viterbi_lists(rows: list[dict], encoded: list, reference: list, fit_idx: list[int], rt8: NER) -> dict:
+    """int8 `simple` entities with Viterbi decoding against PyTorch's logits through the same decoder and grouping."""
+    from koner.aggregate import Strategy, entities
+    from koner.decode import Decode
+
+    same, refs, gots = 0, [], []
+    for k in fit_idx:
+        text, toks = rows[k]["text"], encoded[k]
+        ref = [e.to_dict() for e in entities(text, toks, reference[k], rt8.labels, Strategy.SIMPLE,
+                                              rt8.tokenizer.join, rt8.tokenizer.unk_id, decode=Decode.VITERBI,
+                                              bio=rt8.bio)]
+        got = [e.to_dict() for e in rt8(text, aggregation="simple", decode="viterbi")]
+        same += _same(ref, got, None)
+        refs.append(ref)
+        gots.append(got)
+    out = {"int8_identical": round(same / max(1, len(fit_idx)), 4),
+           "int8_vs_pytorch": _prf([_spans(a) for a in refs], [_spans(b) for b in gots])}
+    gold = _gold([rows[k] for k in fit_idx], refs, gots)
+    if gold:
+        out["gold"] = gold
+    return out
 
 
 def _gold(rows: list[dict], pt_simple: list, rt8_simple: list) -> Optional[dict]:
@@ -259,6 +294,12 @@ def _markdown(rep: dict) -> str:
         g = s["gold"]
         lines.append(f"| gold F1 PyTorch / int8 ({g['sentences']} sentences) | {g['pytorch_f1']:.4f} / "
                      f"{g['int8_f1']:.4f} (drop {g['drop'] * 100:.2f} pt) |")
+    if s.get("viterbi"):
+        v = s["viterbi"]
+        lines.append(f"| Viterbi `simple` entities identical to PyTorch's logits decoded alike | "
+                     f"{v['int8_identical']:.2%} (F1 {v['int8_vs_pytorch']['f1']:.4f}) |")
+        if v.get("gold"):
+            lines.append(f"| Viterbi gold F1 PyTorch / int8 | {v['gold']['pytorch_f1']:.4f} / {v['gold']['int8_f1']:.4f} |")
     if rep["failures"]:
         lines += ["", "Failures:"] + [f"- {f}" for f in rep["failures"]]
     if rep["worst_disagreements"]:

@@ -16,6 +16,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .decode import BIO, Decode, ViterbiStream, choose
 from .entity import Entity
 from .tokens import Tokens
 
@@ -80,11 +81,21 @@ def _tag(label: str) -> tuple[str, str]:
 
 
 def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
-             join: Join, unk_id: int, base: int = 0) -> list[Entity]:
-    """The entities of `tokens` from one logits row per token; `base` is the first token's index in the text."""
+             join: Join, unk_id: int, base: int = 0, decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None,
+             chosen: Optional[np.ndarray] = None) -> list[Entity]:
+    """The entities of `tokens` from one logits row per token; `base` is the first token's index in the text.
+
+    `decode` picks each token's label (`none` and `simple` only; Viterbi needs `bio`); `chosen` gives the
+    visible tokens' labels already decided. Scores are always the model's probabilities of those labels.
+    """
     scores = softmax(logits.astype(np.float32, copy=False))
     if strategy in (Strategy.NONE, Strategy.SIMPLE):
-        return _token_entities(text, tokens, scores, labels, strategy, join, unk_id, base)
+        visible = np.flatnonzero(~tokens.special)
+        if chosen is None:
+            chosen = choose(logits[visible], decode, bio)
+        return _token_entities(text, tokens, scores, labels, strategy, join, unk_id, base, visible, chosen)
+    if decode is not Decode.ARGMAX:
+        raise ValueError(f"decode={decode.value!r} works with aggregation 'none' or 'simple', not {strategy.value!r}")
     return _group(_words(_pieces(text, tokens, scores, unk_id), strategy, labels, join), text, join)
 
 
@@ -103,10 +114,9 @@ def _pieces(text: str, tokens: Tokens, scores: np.ndarray, unk_id: int) -> list[
 
 
 def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
-                    join: Join, unk_id: int, base: int) -> list[Entity]:
-    """`none` and `simple`: each token labelled by its argmax; only tokens not labelled O are visited."""
-    visible = np.flatnonzero(~tokens.special)  # the pipeline drops special tokens before grouping
-    best = scores[visible].argmax(-1)
+                    join: Join, unk_id: int, base: int, visible: np.ndarray, best: np.ndarray) -> list[Entity]:
+    """`none` and `simple`: each visible token (special tokens are dropped, as by the pipeline) labelled by
+    `best`; only tokens not labelled O are visited."""
     named = np.flatnonzero(np.asarray([lab != "O" for lab in labels])[best])
     ents: list[Entity] = []
     run: list[Labelled] = []  # the open group
@@ -188,23 +198,29 @@ class EntityStream:
     SEGMENT = 2048  # rows gathered before looking for a cut
 
     def __init__(self, text: str, tokens: Tokens, labels: tuple[str, ...], strategy: Strategy, join: Join,
-                 unk_id: int):
+                 unk_id: int, decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None):
         self.text, self.tokens, self.labels, self.strategy = text, tokens, labels, strategy
         self.join, self.unk_id = join, unk_id
         self.o = labels.index("O") if "O" in labels else -1
         self.first = 0  # index of the first held row's token
         self.held: list[np.ndarray] = []
         self.n_held = 0
+        # Viterbi: the labels of held visible rows decided so far (every surviving path agrees on them)
+        self.viterbi = ViterbiStream(bio) if decode is Decode.VITERBI else None
+        self.decided: list[int] = []
 
     def feed(self, first: int, rows: np.ndarray) -> list[Entity]:
         """Take the rows of tokens first, first+1, ...; returns the entities that can no longer change."""
         assert first == self.first + self.n_held, "rows must arrive in text order"
         self.held.append(rows)
         self.n_held += len(rows)
+        if self.viterbi is not None:
+            visible = ~self.tokens.special[first:first + len(rows)]
+            self.decided += self.viterbi.feed(rows[visible]).tolist()
         if self.n_held < self.SEGMENT or self.o < 0:
             return []
         rows_all = np.concatenate(self.held)
-        cut = self._cut(rows_all)
+        cut = self._cut(rows_all) if self.viterbi is None else self._viterbi_cut()
         if cut is None:
             self.held = [rows_all]
             return []
@@ -216,13 +232,29 @@ class EntityStream:
         """The entities of the rows still held (call after the last rows)."""
         if not self.n_held:
             return []
+        if self.viterbi is not None:
+            self.decided += self.viterbi.close().tolist()
         out = self._entities(np.concatenate(self.held))
         self.held, self.n_held = [], 0
         return out
 
     def _entities(self, rows: np.ndarray) -> list[Entity]:
         toks = self.tokens.slice(self.first, self.first + len(rows))
-        return entities(self.text, toks, rows, self.labels, self.strategy, self.join, self.unk_id, base=self.first)
+        chosen = None
+        if self.viterbi is not None:
+            n_visible = int((~toks.special).sum())
+            chosen, self.decided = np.asarray(self.decided[:n_visible], np.int64), self.decided[n_visible:]
+        return entities(self.text, toks, rows, self.labels, self.strategy, self.join, self.unk_id, base=self.first,
+                        chosen=chosen)
+
+    def _viterbi_cut(self) -> Optional[int]:
+        """The last held position whose (decided) Viterbi label is O, past the first row, or None."""
+        special = self.tokens.special[self.first:self.first + self.n_held]
+        visible_at = np.flatnonzero(~special)[:len(self.decided)]  # held positions of the decided rows
+        for k in range(len(visible_at) - 1, 0, -1):
+            if self.decided[k] == self.o:
+                return int(visible_at[k])
+        return None
 
     def _cut(self, rows: np.ndarray) -> Optional[int]:
         """The last held position where a whole word starts that every token of is labelled O, or None.

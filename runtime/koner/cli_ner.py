@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -19,15 +20,36 @@ from typing import IO, Iterable, Iterator, Optional
 from . import exitcodes
 from .aggregate import STRATEGIES
 from .entity import Entity
+from .mask import STYLES, mask
 from .ner import NER
+from .spans import MERGE_TAGS
 from .tokens import LONG_TEXT_CHARS, encodable
 
 
 def register(sub) -> None:
-    """Add the `ner` verb to the `koner` command's sub-parsers."""
+    """Add the `ner` and `mask` verbs to the `koner` command's sub-parsers."""
+    p = sub.add_parser("ner", help="print the entities of a text, of lines on stdin, or of a JSONL stream")
+    _common(p)
+    p.add_argument("--format", choices=["auto", "table", "jsonl"], default="auto",
+                   help="output: a table on a terminal, JSONL otherwise (auto)")
+    p.add_argument("--no-text", action="store_true", help="JSONL output without the input text")
+    p.set_defaults(run=run_ner, masking=False)
+
+    m = sub.add_parser("mask", help="replace the entities of texts (personal data) with tags, stars or pseudonyms")
+    _common(m)
+    m.add_argument("--style", choices=STYLES, default="tag",
+                   help="tag: [PS]; char: one * per character (offsets kept); hash: [PS-1a2b3c4d], the same for "
+                        "the same name in one run")
+    m.add_argument("--salt", help="salt of the hash style (default: random per run); the same salt gives the "
+                                  "same pseudonyms across runs")
+    m.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto",
+                   help="output: masked text lines, or JSONL with the replacements (auto: JSONL for --jsonl input)")
+    m.set_defaults(run=run_ner, masking=True, no_text=False)
+
+
+def _common(p) -> None:
     from .cli import positive_int
 
-    p = sub.add_parser("ner", help="print the entities of a text, of lines on stdin, or of a JSONL stream")
     p.add_argument("text", nargs="?", help="the text; without it, lines are read from stdin (or --input)")
     p.add_argument("--model", help="model folder (default: the bundled stand-in)")
     p.add_argument("--aggregation", default="simple", choices=STRATEGIES)
@@ -38,12 +60,15 @@ def register(sub) -> None:
     p.add_argument("--workers", type=positive_int,
                    help="texts run at once on threads sharing the model (default: usable CPUs / threads)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="texts read ahead per worker (16)")
-    p.add_argument("--format", choices=["auto", "table", "jsonl"], default="auto",
-                   help="output: a table on a terminal, JSONL otherwise (auto)")
-    p.add_argument("--no-text", action="store_true", help="JSONL output without the input text")
+    p.add_argument("--labels", help="only these entity types, e.g. PS,LC,OG")
+    p.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax",
+                   help="argmax (the transformers pipeline's labels) or viterbi (valid BIO; higher F1; "
+                        "aggregation none or simple)")
+    p.add_argument("--merge", action="store_true",
+                   help=f"join split same-type spans across whitespace (types {', '.join(sorted(MERGE_TAGS))}, "
+                        "where it measured better)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="a progress line on stderr (auto: when stderr is a terminal)")
-    p.set_defaults(run=run_ner)
 
 
 @dataclass
@@ -105,10 +130,31 @@ class Writer:
             head = json.dumps(key)
         self.out.write(head[:-1] + ', "entities": [')
         for e in ents:
-            self.out.write((", " if n else "") + json.dumps(e.to_dict(), ensure_ascii=ascii_only))
+            self.out.write((", " if n else "") + json.dumps(e.to_dict(extended=True), ensure_ascii=ascii_only))
             n += 1
         self.out.write("]}\n")
         return n
+
+
+class MaskWriter:
+    """Writes each text masked: one line of text, or a JSONL record with the replacements."""
+
+    def __init__(self, out: IO[str], jsonl_output: bool, jsonl_input: bool, style: str, salt: Optional[str]):
+        self.out, self.jsonl, self.jsonl_input, self.style = out, jsonl_output, jsonl_input, style
+        self.salt = salt if salt is not None else secrets.token_hex(8)  # one per run: one pseudonym per name
+
+    def write(self, item: Item, ents: Iterable[Entity]) -> int:
+        """Write one text masked; returns how many spans were replaced."""
+        masked = mask(item.text or "", list(ents), self.style, self.salt)
+        if not self.jsonl:
+            self.out.write(encodable(masked.text) + "\n")
+            return len(masked.replacements)
+        rec: dict = {"id": item.ident} if self.jsonl_input else {"line": item.line}
+        rec["text"] = masked.text
+        rec["replacements"] = [r.to_dict() for r in masked.replacements]
+        line = json.dumps(rec, ensure_ascii=False)
+        self.out.write((line if _utf8(line) else json.dumps(rec)) + "\n")
+        return len(masked.replacements)
 
 
 def _utf8(s: str) -> bool:
@@ -154,7 +200,12 @@ def run_ner(args) -> int:
     if args.text is not None and args.input:
         print("koner: give a text or --input FILE, not both", file=sys.stderr)
         return exitcodes.USAGE
-    ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation)
+    try:
+        ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation,
+                       labels=args.labels, merge=args.merge, decode=args.decode)
+    except ValueError as exc:  # an unknown entity type in --labels, viterbi with a word-level aggregation
+        print(f"koner: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
     if args.output:
         return _to_file(args, ner)
     return _run(args, ner, sys.stdout, sys.stdout.isatty())
@@ -179,8 +230,13 @@ def _to_file(args, ner: NER) -> int:
 
 
 def _run(args, ner: NER, out: IO[str], terminal: bool) -> int:
-    table = args.format == "table" or (args.format == "auto" and terminal)
-    writer = Writer(out, table, args.jsonl, with_text=not args.no_text)
+    """Answer the text argument or every input line on `out`; returns the exit code."""
+    if args.masking:
+        jsonl_out = args.format == "jsonl" or (args.format == "auto" and args.jsonl)
+        writer = MaskWriter(out, jsonl_out, args.jsonl, args.style, args.salt)
+    else:
+        table = args.format == "table" or (args.format == "auto" and terminal)
+        writer = Writer(out, table, args.jsonl, with_text=not args.no_text)
     if args.text is not None:
         writer.write(Item(1, text=args.text), ner.iter_entities(args.text))
         out.flush()
@@ -214,7 +270,7 @@ def _run(args, ner: NER, out: IO[str], terminal: bool) -> int:
     return exitcodes.OK
 
 
-def _answer(items: Iterator[Item], ner: NER, writer: Writer, progress: Progress, args, interactive: bool) -> int:
+def _answer(items: Iterator[Item], ner: NER, writer, progress: Progress, args, interactive: bool) -> int:
     """Answer every item in input order; returns how many failed. Long texts get all workers on their windows."""
     failed = 0
     held: deque[Item] = deque()  # items handed to pipe, not yet answered

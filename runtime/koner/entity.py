@@ -32,13 +32,18 @@ class Entity:
         """The end offset, under spaCy's Span name."""
         return self.end
 
-    def to_dict(self) -> dict:
-        """The transformers token-classification pipeline's dict for this entity (JSON-serialisable)."""
+    def to_dict(self, extended: bool = False) -> dict:
+        """The transformers token-classification pipeline's dict for this entity (JSON-serialisable);
+        `extended` adds `text`, the exact slice of the caller's string."""
         if self.index is None:
-            return {"entity_group": self.label, "score": self.score, "word": self.word,
-                    "start": self.start, "end": self.end}
-        return {"entity": self.label, "score": self.score, "index": self.index, "word": self.word,
-                "start": self.start, "end": self.end}
+            d = {"entity_group": self.label, "score": self.score, "word": self.word, "start": self.start,
+                 "end": self.end}
+        else:
+            d = {"entity": self.label, "score": self.score, "index": self.index, "word": self.word,
+                 "start": self.start, "end": self.end}
+        if extended:
+            d["text"] = self.text
+        return d
 
 
 def to_dicts(entities: list[Entity]) -> list[dict]:

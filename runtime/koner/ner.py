@@ -4,28 +4,42 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
+from typing import Iterable, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 
 from . import windows as win
 from .aggregate import EntityStream, Strategy, entities
+from .decode import BIO, Decode
 from .entity import Entity
 from .errors import LabelMismatchError, ModelNotFoundError, VocabularyMismatchError
 from .manifest import read_manifest
+from .mask import Masked, Style, check_style, mask as mask_text
 from .session import ModelSession, SessionOptions, default_workers
+from .spans import SpanOptions, entity_types, refine, span_options
 from .tokens import TextTokenizer, Tokens
 from .workers import ordered_map
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+Labels = Union[None, str, Iterable[str]]  # entity types to keep: "PS,LC" or ["PS", "LC"]
+Merge = Union[bool, str, Iterable[str]]  # True: the measured default types; or the types to merge
+
+
+class How(NamedTuple):
+    """How one call turns scores into entities."""
+
+    strategy: Strategy
+    decode: Decode
 
 
 class NER:
     """A loaded koner model; call it on a string for its entities. Safe to share between threads."""
 
     def __init__(self, folder: Path, *, options: SessionOptions, aggregation: Union[str, Strategy], overlap: int,
-                 model_file: Optional[str] = None, workers: Optional[int] = None):
+                 model_file: Optional[str] = None, workers: Optional[int] = None, labels: Labels = None,
+                 merge: Merge = False, merge_across: str = "space", decode: str = "argmax"):
         self.aggregation = Strategy.parse(aggregation)
+        self.decode = Decode.parse(decode)
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelNotFoundError(f"{folder}: no such model folder; give the folder `koner export` wrote, "
@@ -33,6 +47,10 @@ class NER:
         self.folder = folder
         self.manifest = read_manifest(folder)
         self.labels = self.manifest.labels
+        self.entity_types = entity_types(self.labels)
+        self.bio = BIO(self.labels)
+        self._how(None, None)  # a word-level aggregation with Viterbi is refused now, not at the first call
+        self.spans = span_options(self.entity_types, labels, merge, merge_across)
         self.max_length = self.manifest.max_length
         width = self.max_length - 2
         if not isinstance(overlap, int) or not 0 <= overlap <= width // 2:
@@ -58,12 +76,20 @@ class NER:
     def load(cls, path: Union[str, Path, None] = None, *, threads: Optional[int] = None,
              workers: Optional[int] = None, aggregation: str = "simple", spinning: bool = False,
              memory_arena: bool = True, memory_pattern: Optional[bool] = None, optimization: str = "auto",
-             overlap: int = 128, model_file: Optional[str] = None) -> "NER":
-        """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it."""
+             overlap: int = 128, model_file: Optional[str] = None, labels: Labels = None, merge: Merge = False,
+             merge_across: str = "space", decode: str = "argmax") -> "NER":
+        """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it.
+
+        `labels` keeps only those entity types (e.g. "PS,LC"); `merge` joins split same-type spans (True: the
+        types where it measured better; or the types to merge), across whitespace (`merge_across="space"`)
+        or also `·` and `-` ("punct"). `decode="viterbi"` picks the most probable valid BIO label sequence
+        instead of each token's argmax (with aggregation `none` or `simple`).
+        """
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization, memory_pattern=memory_pattern)
         return cls(Path(path) if path is not None else DEFAULT_MODEL, options=opts, aggregation=aggregation,
-                   overlap=overlap, model_file=model_file, workers=workers)
+                   overlap=overlap, model_file=model_file, workers=workers, labels=labels, merge=merge,
+                   merge_across=merge_across, decode=decode)
 
     def _check_model(self) -> None:
         tok, sess = self.tokenizer, self.session
@@ -81,28 +107,39 @@ class NER:
                 self.folder / "koner.json", f"lists {len(self.labels)} labels but {sess.path.name} outputs "
                                             f"{width} scores per token; re-export the model with `koner export`")
 
-    def __call__(self, text: str, *, aggregation: Optional[str] = None) -> list[Entity]:
+    def __call__(self, text: str, *, aggregation: Optional[str] = None, labels: Labels = None,
+                 merge: Optional[Merge] = None, decode: Optional[str] = None) -> list[Entity]:
         """The entities of one text, in text order, with character offsets into it."""
-        return list(self.iter_entities(text, aggregation=aggregation))
+        return list(self.iter_entities(text, aggregation=aggregation, labels=labels, merge=merge, decode=decode))
+
+    def mask(self, text: str, *, labels: Labels = None, style: Style = "tag", salt: Optional[str] = None,
+             aggregation: Optional[str] = None, merge: Optional[Merge] = None,
+             decode: Optional[str] = None) -> Masked:
+        """`text` with its entities (of `labels`' types) replaced, and the replacements with original offsets."""
+        check_style(style)
+        return mask_text(text, self.iter_entities(text, aggregation=aggregation, labels=labels, merge=merge,
+                                                  decode=decode), style, salt)
 
     def tokenize(self, text: str) -> Tokens:
         """The model's tokens of `text`, [CLS] and [SEP] included, with character offsets into it."""
         return self.tokenizer.encode(text)
 
-    def iter_entities(self, text: str, *, aggregation: Optional[str] = None, workers: Optional[int] = None,
+    def iter_entities(self, text: str, *, aggregation: Optional[str] = None, labels: Labels = None,
+                      merge: Optional[Merge] = None, decode: Optional[str] = None, workers: Optional[int] = None,
                       tokens: Optional[Tokens] = None) -> Iterator[Entity]:
         """The entities of one text as they are found: a long text's windows run on `workers` threads.
 
         `tokens`: `tokenize(text)`, when the caller has it already.
         """
-        strategy = self._strategy(aggregation)
+        how, spans = self._how(aggregation, decode), self._spans(labels, merge)
         if not _check_text(text):
             return iter(())
-        return self._text_entities(text, self.tokenize(text) if tokens is None else tokens, strategy,
-                                   self.workers if workers is None else _check_workers(workers))
+        return refine(self._text_entities(text, self.tokenize(text) if tokens is None else tokens, how,
+                                          self.workers if workers is None else _check_workers(workers)), text, spans)
 
     def pipe(self, texts: Iterable[str], *, batch_size: int = 32, workers: Optional[int] = None,
-             aggregation: Optional[str] = None) -> Iterator[list[Entity]]:
+             aggregation: Optional[str] = None, labels: Labels = None, merge: Optional[Merge] = None,
+             decode: Optional[str] = None) -> Iterator[list[Entity]]:
         """Each text's entities, lazily and in input order, computed by `workers` threads sharing the session.
 
         Any iterable works (a generator over a huge file too): at most `workers * batch_size` texts are read
@@ -112,29 +149,42 @@ class NER:
             raise TypeError("pipe() takes an iterable of strings; call the model itself on a single string")
         batch_size = _check_positive("batch_size", batch_size)
         workers = self.workers if workers is None else _check_workers(workers)
-        strategy = self._strategy(aggregation)
+        how, spans = self._how(aggregation, decode), self._spans(labels, merge)
         # int8: one text a job (its windows run one per call anyway); float: `batch_size` texts a job, padded
         chunk = 1 if self._rows_alone else batch_size
         if isinstance(texts, (list, tuple)):  # no more threads than jobs
             workers = min(workers, max(1, -(-len(texts) // chunk)))
         jobs = _chunks((_checked(i, t) for i, t in enumerate(texts)), chunk)
         ahead = max(1, workers * batch_size // chunk)
-        for result in ordered_map(lambda job: self._job(job, strategy), jobs, workers, ahead):
+        for result in ordered_map(lambda job: self._job(job, how, spans), jobs, workers, ahead):
             yield from result
 
     def batch(self, texts: Iterable[str], batch_size: int = 16, *, aggregation: Optional[str] = None,
+              labels: Labels = None, merge: Optional[Merge] = None, decode: Optional[str] = None,
               workers: Optional[int] = None) -> list[list[Entity]]:
         """The entities of each text of a list, in input order (`pipe`, collected)."""
         if isinstance(texts, str):
             raise TypeError("batch() takes a list of strings; call the model itself on a single string")
-        return list(self.pipe(texts, batch_size=batch_size, workers=workers, aggregation=aggregation))
+        return list(self.pipe(texts, batch_size=batch_size, workers=workers, aggregation=aggregation, labels=labels,
+                              merge=merge, decode=decode))
 
     # ------------------------------------------------------------------ stages
 
-    def _strategy(self, aggregation: Optional[str]) -> Strategy:
-        return self.aggregation if aggregation is None else Strategy.parse(aggregation)
+    def _how(self, aggregation: Optional[str], decode: Optional[str]) -> How:
+        how = How(self.aggregation if aggregation is None else Strategy.parse(aggregation),
+                  self.decode if decode is None else Decode.parse(decode))
+        if how.decode is Decode.VITERBI and how.strategy not in (Strategy.NONE, Strategy.SIMPLE):
+            raise ValueError(f"decode='viterbi' works with aggregation 'none' or 'simple', not "
+                             f"{how.strategy.value!r}: word-level strategies choose labels from word scores")
+        return how
 
-    def _job(self, texts: list[str], strategy: Strategy) -> list[list[Entity]]:
+    def _spans(self, labels: Labels, merge: Optional[Merge]) -> SpanOptions:
+        if labels is None and merge is None:
+            return self.spans
+        return span_options(self.entity_types, self.spans.keep if labels is None else labels,
+                            self.spans.merge if merge is None else merge, self.spans.across)
+
+    def _job(self, texts: list[str], how: How, spans: SpanOptions) -> list[list[Entity]]:
         """The entities of a few texts, on one worker thread."""
         live = [i for i, t in enumerate(texts) if t.strip()]
         results: list[list[Entity]] = [[] for _ in texts]
@@ -145,23 +195,25 @@ class NER:
         short = [(i, t) for i, t in zip(live, toks) if len(t.ids) <= self.max_length]
         for i, t in zip(live, toks):
             if len(t.ids) > self.max_length:
-                results[i] = list(self._text_entities(texts[i], t, strategy, workers=1))
+                results[i] = list(refine(self._text_entities(texts[i], t, how, workers=1), texts[i], spans))
         if short:
             logits = self._run([t.ids for _, t in short])
             for (i, t), lg in zip(short, logits):
-                results[i] = entities(texts[i], t, lg, self.labels, strategy, self.tokenizer.join,
-                                      self.tokenizer.unk_id)
+                results[i] = list(refine(entities(texts[i], t, lg, self.labels, how.strategy, self.tokenizer.join,
+                                                  self.tokenizer.unk_id, decode=how.decode, bio=self.bio),
+                                         texts[i], spans))
         return results
 
-    def _text_entities(self, text: str, tokens: Tokens, strategy: Strategy, workers: int) -> Iterator[Entity]:
+    def _text_entities(self, text: str, tokens: Tokens, how: How, workers: int) -> Iterator[Entity]:
         """One text's entities; a text longer than the model is run window by window in bounded memory."""
         if len(tokens.ids) <= self.max_length:
-            yield from entities(text, tokens, self._run([tokens.ids])[0], self.labels, strategy,
-                                self.tokenizer.join, self.tokenizer.unk_id)
+            yield from entities(text, tokens, self._run([tokens.ids])[0], self.labels, how.strategy,
+                                self.tokenizer.join, self.tokenizer.unk_id, decode=how.decode, bio=self.bio)
             return
         plan = win.iter_plan(tokens, self.max_length, self.overlap)
         stitcher = win.Stitcher(len(tokens.ids))
-        stream = EntityStream(text, tokens, self.labels, strategy, self.tokenizer.join, self.tokenizer.unk_id)
+        stream = EntityStream(text, tokens, self.labels, how.strategy, self.tokenizer.join, self.tokenizer.unk_id,
+                              how.decode, self.bio)
         runs = ordered_map(lambda w: (w, self._run([w.ids])[0]), plan, workers, ahead=2 * workers)
         for w, lg in runs:
             done = stitcher.add(w, lg)

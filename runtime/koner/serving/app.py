@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..aggregate import STRATEGIES, Strategy
+from ..decode import Decode
 from ..ner import NER
 from .gate import ClientGone, Gate, Overloaded, TimedOut
 from .metrics import CONTENT_TYPE, Metrics
@@ -83,7 +84,8 @@ class Service:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", self.load_error)
 
-    async def entities(self, request: Request, texts: list[str], aggregation: Strategy) -> list[list[dict]]:
+    async def entities(self, request: Request, texts: list[str], aggregation: Strategy,
+                       decode: Optional[Decode] = None) -> list[list[dict]]:
         """Each text's entities as dicts (pipeline fields + `text`), computed on a slot."""
         ner = self.ner
         if ner is None:
@@ -99,7 +101,7 @@ class Service:
                 toks = ner.tokenize(text)
                 tokens += len(toks.ids) - 2
                 ents = []
-                for e in ner.iter_entities(text, aggregation=aggregation, workers=1, tokens=toks):
+                for e in ner.iter_entities(text, aggregation=aggregation, decode=decode, workers=1, tokens=toks):
                     if cancel.is_set():
                         break
                     ents.append({**e.to_dict(), "text": e.text})
@@ -171,6 +173,17 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
                                                   f"{settings.max_chars:,} (--max-chars)")
         return texts, single
 
+    def decode_of(value: object, strategy: Strategy) -> Optional[Decode]:
+        if value is None:
+            return None
+        try:
+            decode = Decode.parse(value)  # type: ignore[arg-type]
+        except ValueError:
+            raise ApiError(422, "invalid_decode", f"decode must be 'argmax' or 'viterbi', not {value!r}") from None
+        if decode is Decode.VITERBI and strategy not in (Strategy.NONE, Strategy.SIMPLE):
+            raise ApiError(422, "invalid_decode", "decode 'viterbi' works with aggregation 'none' or 'simple'")
+        return decode
+
     def strategy_of(value: object) -> Strategy:
         if value is None:
             return Strategy.parse(settings.aggregation)
@@ -187,7 +200,8 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
         texts, _ = texts_of(body["text"] if "text" in body else body["texts"], "text" if "text" in body else "texts")
         if "text" in body and not isinstance(body["text"], str):
             raise ApiError(422, "invalid_text", "'text' must be a string (use 'texts' for a list)")
-        results = await service.entities(request, texts, strategy_of(body.get("aggregation")))
+        strategy = strategy_of(body.get("aggregation"))
+        results = await service.entities(request, texts, strategy, decode_of(body.get("decode"), strategy))
         if "text" in body:
             return JSONResponse({"entities": results[0]})
         return JSONResponse({"results": [{"entities": r} for r in results]})
@@ -200,7 +214,8 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
         if not isinstance(params, dict):
             raise ApiError(422, "invalid_request", "'parameters' must be an object")
         texts, single = texts_of(body["inputs"], "inputs")
-        results = await service.entities(request, texts, strategy_of(params.get("aggregation_strategy")))
+        strategy = strategy_of(params.get("aggregation_strategy"))
+        results = await service.entities(request, texts, strategy, decode_of(params.get("decode"), strategy))
         plain = [[{k: v for k, v in e.items() if k != "text"} for e in r] for r in results]  # the API's own fields
         return JSONResponse(plain[0] if single else plain)
 

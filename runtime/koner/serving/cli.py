@@ -37,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--api-key-file", help="file holding the API key (or set KONER_API_KEY); every route but "
                                           "/healthz then needs 'Authorization: Bearer <key>'")
     p.add_argument("--aggregation", default="simple", choices=STRATEGIES, help="default aggregation (simple)")
+    p.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax",
+                   help="default decoding (argmax: the transformers pipeline's labels; viterbi: valid BIO)")
     p.add_argument("--grace", type=_seconds, default=30.0,
                    help="on SIGTERM, seconds to finish requests in flight (30)")
     p.add_argument("--no-access-log", action="store_true", help="no access log lines on stderr")
@@ -130,7 +132,8 @@ def run_serve(args) -> int:
               "it (--api-key-file)", file=sys.stderr)
 
     def load() -> NER:  # one session shared by every slot; the event loop never runs inference
-        return NER.load(args.model, threads=args.threads, workers=workers, aggregation=args.aggregation)
+        return NER.load(args.model, threads=args.threads, workers=workers, aggregation=args.aggregation,
+                        decode=args.decode)
 
     app = create_app(load, settings)
     print(f"koner serve: listening on http://{host}:{port} ({workers} slots x {args.threads} thread(s), "
