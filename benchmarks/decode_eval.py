@@ -12,7 +12,6 @@ Usage: python benchmarks/decode_eval.py [--out benchmarks/results]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -22,19 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "runtime"), str(ROOT / "export")]
 
+from common import prf, save_results  # noqa: E402
 from koner import NER  # noqa: E402
 from koner_export.corpus import PARITY_CORPUS, read_jsonl  # noqa: E402
 
 TYPES_SHOWN = ("PS", "LC", "OG", "DT", "QT", "CV", "TI", "AF", "EV", "TM", "AM")
-
-
-def prf(gold: list[set], pred: list[set], tag: str | None = None) -> dict:
-    keep = (lambda s: s) if tag is None else (lambda s: {x for x in s if x[2] == tag})
-    tp = sum(len(keep(g) & keep(p)) for g, p in zip(gold, pred))
-    ng, npred = sum(len(keep(g)) for g in gold), sum(len(keep(p)) for p in pred)
-    p = tp / npred if npred else 0.0
-    r = tp / ng if ng else 0.0
-    return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
 
 
 def strict_spans(token_ents) -> set:
@@ -118,12 +109,7 @@ def main() -> None:
     lines += ["", f"Cost, p50 of one call, 1 thread: {c['tokens'][0]}-token sentence {c['sentence']['argmax']} → "
                   f"{c['sentence']['viterbi']} ms; {c['tokens'][1]}-token window {c['window_512']['argmax']} → "
                   f"{c['window_512']['viterbi']} ms."]
-    md = "\n".join(lines) + "\n"
-    print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"decode-{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"decode-{stamp}.md").write_text(md)
+    save_results(args.out, "decode", result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,15 +9,14 @@ Usage: python benchmarks/merge_eval.py [--model DIR] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "runtime"), str(ROOT / "export")]
 
+from common import prf, save_results  # noqa: E402
 from koner import NER  # noqa: E402
 from koner.spans import MERGE_TAGS  # noqa: E402
 
@@ -25,16 +24,6 @@ from koner.spans import MERGE_TAGS  # noqa: E402
 def merged_types() -> frozenset:
     return MERGE_TAGS
 from koner_export.corpus import PARITY_CORPUS, read_jsonl  # noqa: E402
-
-
-def prf(gold: list[set], pred: list[set], tag: str | None = None) -> dict:
-    """Exact-span precision, recall and F1 (of one type, or all)."""
-    keep = (lambda s: s) if tag is None else (lambda s: {x for x in s if x[2] == tag})
-    tp = sum(len(keep(g) & keep(p)) for g, p in zip(gold, pred))
-    ng, np_ = sum(len(keep(g)) for g in gold), sum(len(keep(p)) for p in pred)
-    p = tp / np_ if np_ else 0.0
-    r = tp / ng if ng else 0.0
-    return {"p": round(p, 4), "r": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0, "gold": ng}
 
 
 def main() -> None:
@@ -75,12 +64,7 @@ def main() -> None:
     lines.append(f"| `merge=True` ({', '.join(sorted(merged_types()))}) | {sum(counts.values())} | {a['none']['f1']:.4f} | "
                  f"{a['merge=True, space']['f1']:.4f} | {a['merge=True, punct']['f1']:.4f} |")
     lines += ["", f"Merging across spaces raises F1 for: {', '.join(helps) or 'none'}."]
-    md = "\n".join(lines) + "\n"
-    print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"merge-{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"merge-{stamp}.md").write_text(md)
+    save_results(args.out, "merge", result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "runtime"), str(ROOT / "export")]
 
+from common import save_results  # noqa: E402
 from koner_export.corpus import CALIBRATION, PARITY_CORPUS, texts as corpus_texts  # noqa: E402
 from koner_export.environment import machine, versions  # noqa: E402
 
@@ -223,13 +224,7 @@ def main() -> None:
             result["sizing"].append(r)
         finally:
             srv.stop()
-    md = table(result)
-    print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"serve-{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"serve-{stamp}.md").write_text(md)
-    print(f"[serve] wrote {args.out}/serve-{stamp}.json, .md", file=sys.stderr)
+    save_results(args.out, "serve", result, table(result))
 
 
 def table(res: dict) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "runtime"), str(ROOT / "export")]
 
+from common import save_results  # noqa: E402
 from koner import NER  # noqa: E402
 from koner import windows as win  # noqa: E402
 from koner_export.corpus import CALIBRATION, PARITY_CORPUS, texts as corpus_texts  # noqa: E402
@@ -181,12 +182,7 @@ def main() -> None:
         agree = (f"{r['token_agreement']:.3%} | {r['simple_identical']:.2%} | {r['flips']} ({r['decisive_flips']})"
                  if "token_agreement" in r else "reference | reference | –")
         lines.append(f"| {name} | {sizes[name]} | {lat} | {agree} | {r['batch_changes_of_64']} |")
-    md = "\n".join(lines) + "\n"
-    print(md)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"static-int8-{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / f"static-int8-{stamp}.md").write_text(md)
+    save_results(args.out, "static-int8", result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

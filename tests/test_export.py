@@ -231,3 +231,36 @@ def test_export_writes_page_aligned_external_weights(export_dir):
                                                           for e in t.external_data)
            for e in t.external_data if e.key == "offset"]
     assert len(offsets) > 50 and len(big) > 50 and all(o % 4096 == 0 for o in big)
+
+
+def _flip_corpus(tmp_path) -> Path:
+    """A few parity texts where the bundled int8 model flips near-tied tokens, and some where it does not."""
+    from koner_export.corpus import PARITY_CORPUS
+
+    keep = {"klue-ner-v1_dev_02127-wikitree", "klue-ner-v1_dev_02376-nsmc", "quotes-004"}
+    rows = [json.loads(l) for l in open(PARITY_CORPUS, encoding="utf-8")]
+    picked = [r for r in rows if r["id"] in keep] + [r for r in rows if r["category"] == "command"][:10]
+    path = tmp_path / "flips.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked), "utf-8")
+    return path
+
+
+def test_a_parity_miss_keeps_the_export_and_exits_1(tmp_path):
+    corpus, out = _flip_corpus(tmp_path), tmp_path / "kept"
+    # with --tie-margin 0 every flip counts as decisive: these near-ties then miss the gate
+    res = koner("export", str(STANDIN), "-o", str(out), "--corpus", str(corpus), "--tie-margin", "0")
+    assert res.returncode == 1, res.stderr
+    assert "parity is below its thresholds" in res.stderr and "parity.md" in res.stderr
+    manifest = json.loads((out / "koner.json").read_text("utf-8"))
+    assert manifest["parity"]["passed"] is False and manifest["parity"]["failures"]
+    assert "differ decisively" in manifest["parity"]["failures"][0] and (out / "parity.md").is_file()
+    assert NER.load(out)("아이유 노래 검색해줘.")  # the model it kept works
+    strict = tmp_path / "strict"
+    res = koner("export", str(STANDIN), "-o", str(strict), "--corpus", str(corpus), "--tie-margin", "0",
+                "--require-parity")
+    assert res.returncode == 1 and "nothing was written" in res.stderr and not strict.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left either
+    ok = koner("export", str(STANDIN), "-o", str(tmp_path / "ok"), "--corpus", str(corpus))
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "ok" / "koner.json").read_text("utf-8"))["parity"]["passed"] is True
+    assert "Device set to use" not in ok.stderr and "indexing errors" not in ok.stderr

@@ -62,6 +62,52 @@ def test_int8_flips_only_where_pytorch_is_undecided(full_report):
     assert margin is None or margin < 0.25
 
 
+def test_the_default_export_passes_the_decisive_flip_gate(full_report):
+    s = full_report["summary"]
+    assert full_report["passed"], full_report["failures"]
+    assert s["int8_flips"]["decisive_tokens"] == 0 and s["int8_decisive_texts"] == 0
+    assert s["int8_flips"]["near_tie_tokens"] == s["int8_flips"]["tokens"]
+    target = s["targets"]["int8_simple_identical"]  # still reported, with its target, but not a gate
+    assert target["target"] == 0.99 and target["met"] == (target["value"] >= 0.99)
+    assert "not a gate" in full_report["markdown"] and "decisive" in full_report["markdown"]
+
+
+def test_the_gate_catches_subtle_damage_that_coin_flips_do_not_explain(ckpt, tmp_path):
+    """Noise in one encoder layer (logits move by ~0.1-0.5) flips tokens PyTorch was sure of: decisive."""
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from koner_export import export_model
+
+    noisy = tmp_path / "noisy-checkpoint"
+    shutil.copytree(STANDIN, noisy)
+    model = AutoModelForTokenClassification.from_pretrained(str(STANDIN)).eval()
+    w = dict(model.named_parameters())["electra.encoder.layer.5.output.dense.weight"]
+    with torch.no_grad():
+        w.add_(torch.randn(w.shape, generator=torch.Generator().manual_seed(0)) * w.std() * 2.0)
+    model.save_pretrained(str(noisy))
+    out = tmp_path / "noisy-export"
+    export_model(str(noisy), out, parity=False, progress=lambda m: None)
+    rep = run_parity(ckpt, out, sample=200)  # the damaged export against the real checkpoint
+    assert not rep["passed"]
+    assert any("differ decisively" in f for f in rep["failures"]), rep["failures"]
+    assert rep["summary"]["int8_flips"]["decisive_tokens"] >= 3 and rep["decisive_flips"]
+    assert rep["summary"]["int8_token_agreement"] >= 0.99  # token agreement alone would have let it through
+
+
+def test_the_outside_corpus_has_what_the_export_never_saw(ckpt, export_dir):
+    from koner_export.corpus import DATA
+
+    rows = load_corpus(DATA / "outside-corpus.jsonl")
+    inside = {r["text"] for r in load_corpus()} | {json.loads(l)["text"] for l in open(DATA / "calibration.jsonl",
+                                                                                       encoding="utf-8")}
+    assert len(rows) >= 1000 and not inside & {r["text"] for r in rows}
+    assert {r["category"] for r in rows} == {"news", "review", "command"}
+    rep = run_parity(ckpt, export_dir, corpus=DATA / "outside-corpus.jsonl", sample=300)
+    assert len(rep["summary"]["categories"]) == 3 and rep["summary"]["texts"] <= 300
+    assert rep["passed"], rep["failures"]
+
+
 def test_bundled_model_keeps_token_labels_and_gold_f1(ckpt):
     from koner.ner import DEFAULT_MODEL
 

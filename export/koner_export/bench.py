@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -258,13 +259,15 @@ def chart(result: dict, path: Path) -> None:
 
 
 def compare(result: dict) -> None:
-    committed = subprocess.run(["git", "ls-files", "benchmarks/results/*.json"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.split()
+    listed = subprocess.run(["git", "ls-files", "benchmarks/results/*.json"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.split()
+    # side-by-side runs only (DATE-TIME.json); the other scripts' results have their own names
+    committed = sorted(p for p in listed if re.fullmatch(r"\d{8}-\d{6}\.json", Path(p).name))
     if not committed:
         print("no committed run to compare with")
         return
-    last = json.loads((ROOT / sorted(committed)[-1]).read_text())
-    print(f"this run vs {sorted(committed)[-1]} (ratio; < 1 is faster):")
+    last = json.loads((ROOT / committed[-1]).read_text())
+    print(f"this run vs {committed[-1]} (ratio; < 1 is faster):")
     for threads, runs in result["runs"].items():
         for k, r in runs.items():
             old = last["runs"].get(threads, {}).get(k)
@@ -328,15 +331,15 @@ def run(args: argparse.Namespace) -> int:
             result["runs"].setdefault(str(t), {})[s] = r
     md = table(result)
     print(md)
-    if args.compare:
-        compare(result)
-    if not args.quick or args.out != RESULTS:
+    if not args.quick or args.out != RESULTS:  # written first: a comparison never costs the run its results
         args.out.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         (args.out / f"{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
         (args.out / f"{stamp}.md").write_text(md)
         chart(result, args.out / f"{stamp}.png")
         print(f"[bench] wrote {args.out}/{stamp}.json, .md, .png", file=sys.stderr)
+    if args.compare:
+        compare(result)
     return 0
 
 

@@ -41,6 +41,11 @@ def load(folder: Path) -> Checkpoint:
     """Load and check a token-classification checkpoint from `folder`."""
     import torch
     from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    # transformers' own chatter ("Device set to use cpu", sequence-length notices for long parity texts)
+    # says nothing to a koner user; koner's progress lines stay
+    hf_logging.set_verbosity_error()
 
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from koner import exitcodes
-from koner.cli import EXTRA_HINT
+from koner.cli import EXTRA_HINT, checked, positive_int
 
 HEAVY = ("torch", "transformers", "onnx", "optimum", "safetensors", "huggingface_hub", "matplotlib")
 
@@ -45,6 +45,11 @@ def register(sub) -> None:
                                                             "(a share in (0, 1], e.g. 0.995)")
     e.add_argument("--corpus", help="parity / calibration corpus (JSONL with 'text'; default: the bundled one)")
     e.add_argument("--no-parity", action="store_true", help="skip the parity suite at the end")
+    e.add_argument("--tie-margin", type=_margin, default=None,
+                   help="a flip counts as decisive when PyTorch preferred its label by at least this many logits "
+                        "(default 0.1)")
+    e.add_argument("--require-parity", action="store_true",
+                   help="write nothing when parity is below its thresholds (default: write the folder, exit 1)")
     e.set_defaults(run=_needs_extra(run_export))
 
     q = sub.add_parser("parity", help="compare a model folder with the PyTorch model  [export extra]")
@@ -52,7 +57,10 @@ def register(sub) -> None:
     q.add_argument("onnx_dir", help="folder written by `koner export`")
     q.add_argument("--corpus", help="JSONL with 'text' (and optional 'gold' spans); default: the bundled one")
     q.add_argument("--report", help="write the JSON report here (a .md summary is written beside it)")
-    q.add_argument("--sample", type=_positive, help="use at most this many texts (every category kept)")
+    q.add_argument("--sample", type=positive_int, help="use at most this many texts (every category kept)")
+    q.add_argument("--tie-margin", type=_margin, default=None,
+                   help="a flip counts as decisive when PyTorch preferred its label by at least this many logits "
+                        "(default 0.1)")
     q.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax",
                    help="viterbi: also compare Viterbi entities with PyTorch's logits decoded the same way")
     q.set_defaults(run=_needs_extra(run_parity_cli))
@@ -63,20 +71,8 @@ def register(sub) -> None:
     b.set_defaults(run=_needs_extra(run_bench))
 
 
-def _positive(value: str) -> int:
-    from koner.cli import positive_int
-
-    return positive_int(value)
-
-
-def _agreement(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a share in (0, 1], not {value!r}") from None
-    if not 0 < x <= 1:
-        raise argparse.ArgumentTypeError(f"must be a share in (0, 1] (e.g. 0.995), not {value!r}")
-    return x
+_margin = checked(float, lambda x: x >= 0, "a logit margin of 0 or more (e.g. 0.1)")
+_agreement = checked(float, lambda x: 0 < x <= 1, "a share in (0, 1] (e.g. 0.995)")
 
 
 def _needs_extra(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -104,9 +100,21 @@ def run_export(args: argparse.Namespace) -> int:
                          op_types=[o for o in args.op_types.split(",") if o], exclude=list(args.exclude_node),
                          float_head=not args.int8_head, float_projection=not args.int8_projection,
                          embeddings="int8" if args.int8_embeddings else "fp16")
-    export_model(args.source, Path(args.out), revision=args.revision, quant=quant, keep_fp32=args.keep_fp32,
-                 force=args.force, parity=not args.no_parity, min_agreement=args.min_agreement,
-                 corpus=Path(args.corpus) if args.corpus else None)
+    from .errors import ParityError
+
+    try:
+        manifest = export_model(args.source, Path(args.out), revision=args.revision, quant=quant,
+                                keep_fp32=args.keep_fp32, force=args.force, parity=not args.no_parity,
+                                min_agreement=args.min_agreement, corpus=Path(args.corpus) if args.corpus else None,
+                                require_parity=args.require_parity, tie_margin=args.tie_margin)
+    except ParityError as exc:
+        print(f"koner: {exc}", file=sys.stderr)
+        return exitcodes.FAILED
+    verdict = manifest.get("parity")
+    if verdict and not verdict["passed"]:
+        print(f"koner: {args.out} written, but parity is below its thresholds: " + "; ".join(verdict["failures"]) +
+              f" (report: {Path(args.out) / 'parity.md'}; the verdict is in koner.json)", file=sys.stderr)
+        return exitcodes.FAILED
     return exitcodes.OK
 
 
@@ -122,7 +130,7 @@ def run_parity_cli(args: argparse.Namespace) -> int:
     folder, _ = resolve(args.source)
     report = run_parity(load(folder), Path(args.onnx_dir), corpus=Path(args.corpus) if args.corpus else None,
                         sample=args.sample, progress=lambda m: print(f"[koner parity] {m}", file=sys.stderr),
-                        decode=args.decode)
+                        decode=args.decode, **({} if args.tie_margin is None else {"tie_margin": args.tie_margin}))
     print(report["markdown"])
     if args.report:
         out = Path(args.report)

@@ -29,10 +29,13 @@ def progress_line(msg: str) -> None:
 def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, quant: QuantOptions = QuantOptions(),
                  keep_fp32: bool = False, force: bool = False, parity: bool = True,
                  min_agreement: Optional[float] = None, corpus: Optional[Path] = None,
-                 progress: Callable[[str], None] = progress_line, external: bool = True) -> dict:
+                 progress: Callable[[str], None] = progress_line, external: bool = True,
+                 require_parity: bool = False, tie_margin: Optional[float] = None) -> dict:
     """Export SOURCE to OUT_DIR and return the manifest; nothing is left behind on failure.
 
     `external`: the weights go to model.onnx.data beside the graph (page-aligned, mapped at load time).
+    A parity miss still writes the folder, with the verdict in koner.json's `parity` and the report in
+    parity.md; `require_parity` makes it raise ParityError and write nothing instead.
     """
     out_dir = Path(out_dir)
     if min_agreement is not None:
@@ -91,15 +94,14 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
             from .parity import run_parity
 
             progress("running the parity suite")
-            report = run_parity(ckpt, tmp, corpus=corpus, progress=progress)
-            manifest.set_parity(report["summary"])
+            report = run_parity(ckpt, tmp, corpus=corpus, progress=progress,
+                                **({} if tie_margin is None else {"tie_margin": tie_margin}))
+            manifest.set_parity({"passed": report["passed"], "failures": report["failures"], **report["summary"]})
             (tmp / PARITY_FILE).write_text(report["markdown"], "utf-8")
             print(report["markdown"], file=sys.stderr)
-            if not report["passed"]:
-                ties = report["summary"]["pytorch_near_ties"]["texts"]
-                raise ParityError("parity below thresholds: " + "; ".join(report["failures"]) +
-                                  f" ({ties} texts hold PyTorch near-ties, see the report above; --min-agreement "
-                                  "keeps sensitive layers in float; rerun with --no-parity to keep the export as is)")
+            if not report["passed"] and require_parity:
+                raise ParityError("parity below thresholds, so nothing was written (--require-parity): " +
+                                  "; ".join(report["failures"]))
         if not keep_fp32:
             fp32.unlink()
         manifest.write(tmp, _files(tmp, keep_fp32))

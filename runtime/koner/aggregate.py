@@ -11,11 +11,11 @@ it holds a few thousand rows at a time and gives exactly the entities of the who
 """
 from __future__ import annotations
 
-from enum import Enum
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .choices import Choice
 from .decode import BIO, Decode, ViterbiStream, choose
 from .entity import Entity
 from .tokens import Tokens
@@ -23,22 +23,15 @@ from .tokens import Tokens
 Join = Callable[[list[str]], str]
 
 
-class Strategy(str, Enum):
+class Strategy(Choice):
     """How tokens become entities: the transformers pipeline's `aggregation_strategy` values."""
 
+    __option__ = "aggregation"
     NONE = "none"
     SIMPLE = "simple"
     FIRST = "first"
     AVERAGE = "average"
     MAX = "max"
-
-    @classmethod
-    def parse(cls, value: "str | Strategy") -> "Strategy":
-        """The strategy named `value`; ValueError listing the valid names otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"aggregation must be one of {', '.join(STRATEGIES)}, not {value!r}") from None
 
 
 STRATEGIES = tuple(s.value for s in Strategy)

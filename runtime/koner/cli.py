@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn, Optional
+from typing import Callable, NoReturn, Optional, TypeVar
 
 from . import exitcodes
 from .errors import KonerError
 
 EXTRA_HINT = "this command needs the export extra: pip install 'koner[export]'"
+T = TypeVar("T")
 
 
 class Parser(argparse.ArgumentParser):
@@ -20,15 +21,22 @@ class Parser(argparse.ArgumentParser):
         sys.exit(exitcodes.USAGE)
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}")
-    return n
+def checked(cast: Callable[[str], T], ok: Callable[[T], bool], what: str) -> Callable[[str], T]:
+    """An argparse type: `cast(value)` when `ok` accepts it, else an error saying it must be `what`."""
+
+    def parse(value: str) -> T:
+        try:
+            x = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not {value!r}") from None
+        if not ok(x):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {value!r}")
+        return x
+
+    return parse
+
+
+positive_int = checked(int, lambda n: n >= 1, "a positive integer")
 
 
 def build_parser() -> Parser:

@@ -8,37 +8,39 @@ that arrive window by window and hands out labels as soon as every surviving pat
 """
 from __future__ import annotations
 
-from enum import Enum
 from typing import Optional
 
 import numpy as np
 
+from .choices import Choice
 
-class Decode(str, Enum):
+
+class Decode(Choice):
     """How each token's label is chosen from its scores."""
 
+    __option__ = "decode"
     ARGMAX = "argmax"
     VITERBI = "viterbi"
 
-    @classmethod
-    def parse(cls, value: "str | Decode") -> "Decode":
-        """The decoder named `value`; ValueError listing the valid names otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"decode must be one of {', '.join(d.value for d in cls)}, not {value!r}") from None
-
 
 class BIO:
-    """The BIO transition rules of a label list, as index arrays for the dynamic program."""
+    """The BIO transition rules of a label list, laid out for a fast dynamic program.
+
+    Internally labels are reordered as [labels free to follow anything (O, every B-, unpaired), then each
+    type's I-], with each I- at the same offset as its B- in the second block, so one DP step is a few
+    slice operations.
+    """
 
     def __init__(self, labels: tuple[str, ...]):
         self.n = len(labels)
         index = {lab: i for i, lab in enumerate(labels)}
         inside = [i for i, lab in enumerate(labels) if lab.startswith("I-") and "B-" + lab[2:] in index]
-        self.inside = np.array(inside, dtype=np.int64)  # I-X labels
-        self.begin = np.array([index["B-" + labels[i][2:]] for i in inside], dtype=np.int64)  # their B-X
-        self.free = np.array([i for i in range(self.n) if i not in set(inside)], dtype=np.int64)
+        begin = [index["B-" + labels[i][2:]] for i in inside]
+        others = [i for i in range(self.n) if i not in set(inside) and i not in set(begin)]
+        self.order = np.array(others + begin + inside, dtype=np.int64)  # internal position -> label id
+        self.k, self.n_other = len(inside), len(others)
+        self.n_free = self.n_other + self.k
+        self.inside = np.array(inside, dtype=np.int64)
         self.is_inside = np.zeros(self.n, bool)
         self.is_inside[self.inside] = True
         self.type_of = np.array([hash(lab[2:]) if lab[:2] in ("B-", "I-") else -i - 1
@@ -54,38 +56,66 @@ class BIO:
         prev_same = self.type_of[ids[:-1]] == self.type_of[ids[1:]]
         return bool((~ins[1:] | prev_same).all())
 
-    def start(self, logp: np.ndarray) -> np.ndarray:
-        """DP scores of the first token."""
-        s = logp.astype(np.float64, copy=True)
-        s[self.inside] = -np.inf
+    def start(self, lp: np.ndarray) -> np.ndarray:
+        """DP scores of the first token (internal order)."""
+        s = lp.copy()
+        s[self.n_free:] = -np.inf
         return s
 
-    def step(self, s: np.ndarray, logp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """DP scores after one more token, and for each label the best previous label."""
+    def step(self, s: np.ndarray, lp: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+        """DP scores after one more token (internal order), the best previous position for the free labels,
+        and for each I- whether its best previous label is its B- (else its I-)."""
         best = int(s.argmax())
-        new = np.empty(self.n)
-        back = np.full(self.n, best, dtype=np.int64)
-        new[self.free] = s[best] + logp[self.free]
-        b, i = s[self.begin], s[self.inside]
+        nf, no = self.n_free, self.n_other
+        b, i = s[no:nf], s[nf:]
         from_begin = b >= i
-        new[self.inside] = np.where(from_begin, b, i) + logp[self.inside]
-        back[self.inside] = np.where(from_begin, self.begin, self.inside)
-        return new, back
+        new = np.empty(self.n)
+        new[:nf] = lp[:nf] + s[best]
+        new[nf:] = np.maximum(b, i) + lp[nf:]
+        return new, best, from_begin
 
-    def decode(self, logp: np.ndarray) -> np.ndarray:
-        """The most probable valid label sequence for rows of log-probabilities."""
-        ids = logp.argmax(-1)
+    def back(self, pos: int, best: int, from_begin: np.ndarray) -> int:
+        """The previous position on the best path into internal position `pos`."""
+        if pos < self.n_free:
+            return best
+        j = pos - self.n_free
+        return self.n_other + j if from_begin[j] else pos
+
+    def internal(self, logp: np.ndarray) -> np.ndarray:
+        """Rows of log-probabilities in the internal label order."""
+        return logp[:, self.order]
+
+    def decode(self, logits: np.ndarray) -> np.ndarray:
+        """The most probable valid label sequence for rows of logits (or log-probabilities)."""
+        ids = logits.argmax(-1)
         if self.valid(ids):
-            return ids
-        s = self.start(logp[0])
-        backs = np.empty((len(logp), self.n), dtype=np.int64)
-        for t in range(1, len(logp)):
-            s, backs[t] = self.step(s, logp[t])
-        out = np.empty(len(logp), dtype=np.int64)
-        out[-1] = int(s.argmax())
-        for t in range(len(logp) - 1, 0, -1):
-            out[t - 1] = backs[t, out[t]]
-        return out
+            return ids  # the unconstrained best is valid, so it is the answer
+        lp = self.internal(log_softmax(logits))
+        n, nf, no = len(lp), self.n_free, self.n_other
+        bests = np.zeros(n, dtype=np.int64)
+        flags = np.zeros((n, self.k), dtype=bool)
+        bufs = (self.start(lp[0]), np.empty(self.n))
+        pair = np.empty(self.k)
+        for t in range(1, n):  # `step`, inlined on two reused buffers: this loop is the decoder's whole cost
+            s, new = bufs[(t - 1) % 2], bufs[t % 2]
+            best = int(s.argmax())
+            b, i = s[no:nf], s[nf:]
+            np.greater_equal(b, i, out=flags[t])
+            np.maximum(b, i, out=pair)
+            np.add(lp[t, :nf], s[best], out=new[:nf])
+            np.add(pair, lp[t, nf:], out=new[nf:])
+            bests[t] = best
+        s = bufs[(n - 1) % 2]
+        best_list, flag_rows = bests.tolist(), flags.tolist()
+        pos = [0] * n
+        pos[-1] = int(s.argmax())
+        for t in range(n - 1, 0, -1):  # `back`, inlined on Python lists
+            p = pos[t]
+            if p < nf:
+                pos[t - 1] = best_list[t]
+            else:
+                pos[t - 1] = no + p - nf if flag_rows[t][p - nf] else p
+        return self.order[np.asarray(pos, dtype=np.int64)]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -99,7 +129,7 @@ def choose(logits: np.ndarray, decode: Decode, bio: Optional[BIO]) -> np.ndarray
     """Label ids of rows of logits (the visible tokens of one text, in order)."""
     if decode is Decode.ARGMAX or not len(logits):
         return logits.argmax(-1)
-    return bio.decode(log_softmax(logits))  # type: ignore[union-attr]
+    return bio.decode(logits)  # type: ignore[union-attr]
 
 
 class ViterbiStream:
@@ -108,45 +138,43 @@ class ViterbiStream:
     def __init__(self, bio: BIO):
         self.bio = bio
         self.s: Optional[np.ndarray] = None
-        self.backs: list[np.ndarray] = []  # back pointers of the rows not yet handed out (first has none)
-        self.fixed_last: Optional[int] = None  # the label of the row before the held ones, once decided
+        self.steps: list[tuple[int, np.ndarray]] = []  # per held row: (best, from_begin); the first's unused
 
     def feed(self, logits: np.ndarray) -> np.ndarray:
         """Take more rows; returns the labels now decided for the oldest held rows (maybe none)."""
-        lp = log_softmax(logits)
+        lp = self.bio.internal(log_softmax(logits))
         for row in lp:
             if self.s is None:
                 self.s = self.bio.start(row)
-                self.backs.append(np.arange(self.bio.n))
+                self.steps.append((0, np.zeros(self.bio.k, bool)))
             else:
-                self.s, back = self.bio.step(self.s, row)
-                self.backs.append(back)
+                self.s, best, flags = self.bio.step(self.s, row)
+                self.steps.append((best, flags))
         return self._settled()
 
     def close(self) -> np.ndarray:
         """The labels of every row still held."""
-        if self.s is None or not self.backs:
+        if self.s is None or not self.steps:
             return np.empty(0, dtype=np.int64)
-        out = np.empty(len(self.backs), dtype=np.int64)
-        out[-1] = int(self.s.argmax())
-        for t in range(len(self.backs) - 1, 0, -1):
-            out[t - 1] = self.backs[t][out[t]]
-        self.backs = []
-        return out
+        pos = np.empty(len(self.steps), dtype=np.int64)
+        pos[-1] = int(self.s.argmax())
+        for t in range(len(self.steps) - 1, 0, -1):
+            pos[t - 1] = self.bio.back(int(pos[t]), *self.steps[t])
+        self.steps = []
+        return self.bio.order[pos]
 
     def _settled(self) -> np.ndarray:
         """Labels of the held rows before the point where all paths from the current row merge."""
-        if len(self.backs) < 2:
+        if len(self.steps) < 2:
             return np.empty(0, dtype=np.int64)
-        states = np.arange(self.bio.n)
-        for t in range(len(self.backs) - 1, 0, -1):
-            states = np.unique(self.backs[t][states])
-            if len(states) == 1:
-                # rows 0 .. t-1 are decided: trace the single path back from row t-1
-                out = np.empty(t, dtype=np.int64)
-                out[-1] = int(states[0])
+        states = set(range(self.bio.n))
+        for t in range(len(self.steps) - 1, 0, -1):
+            states = {self.bio.back(p, *self.steps[t]) for p in states}
+            if len(states) == 1:  # every path runs through this position of row t-1: rows 0..t-1 are decided
+                pos = np.empty(t, dtype=np.int64)
+                pos[-1] = states.pop()
                 for u in range(t - 1, 0, -1):
-                    out[u - 1] = self.backs[u][out[u]]
-                self.backs = [np.full(self.bio.n, out[-1], dtype=np.int64)] + self.backs[t + 1:]
-                return out  # row t is now the first held row; its own back pointer is never followed
+                    pos[u - 1] = self.bio.back(int(pos[u]), *self.steps[u])
+                self.steps = self.steps[t:]  # row t is now the first held row; its step is never followed
+                return self.bio.order[pos]
         return np.empty(0, dtype=np.int64)

@@ -17,20 +17,10 @@ class Entity:
     word: str
     index: Optional[int] = None  # token index; set only with aggregation "none"
 
-    @property
-    def label_(self) -> str:
-        """The label, under spaCy's Span name."""
-        return self.label
-
-    @property
-    def start_char(self) -> int:
-        """The start offset, under spaCy's Span name."""
-        return self.start
-
-    @property
-    def end_char(self) -> int:
-        """The end offset, under spaCy's Span name."""
-        return self.end
+    # spaCy's Span names for the same fields
+    label_ = property(lambda self: self.label, doc="The label, under spaCy's Span name.")
+    start_char = property(lambda self: self.start, doc="The start offset, under spaCy's Span name.")
+    end_char = property(lambda self: self.end, doc="The end offset, under spaCy's Span name.")
 
     def to_dict(self, extended: bool = False) -> dict:
         """The transformers token-classification pipeline's dict for this entity (JSON-serialisable);

@@ -1,12 +1,16 @@
 """Builds export/koner_export/data/parity-corpus.jsonl: the stand-in's held-out sentences (with gold
 character spans) plus varied Korean sentences by category, and long documents past 512 tokens; and
-calibration.jsonl: 400 training sentences for accuracy-aware quantization.
+calibration.jsonl: 400 training sentences for accuracy-aware quantization. With --outside, also
+outside-corpus.jsonl: unlabelled sentences that no export step was ever tuned on (KLUE-NER train
+sentences, NSMC reviews, commands), a second corpus for `koner parity --corpus`.
 
-Usage: python -m standin.recipe.parity_corpus
+Usage: python -m standin.recipe.parity_corpus [--outside KLUE_TSV NSMC_XZ]
 """
 from __future__ import annotations
 
+import argparse
 import json
+import lzma
 import random
 from pathlib import Path
 
@@ -55,7 +59,44 @@ def gold_spans(chars: list[str]) -> list[list]:
     return [list(span) for span in sorted(bio_spans(chars))]
 
 
+OUTSIDE = OUT.with_name("outside-corpus.jsonl")
+# commands none of the other corpora hold: assistant requests with names, places, times and amounts
+OUTSIDE_COMMANDS = [f"{who}한테 {when} {what}" for who in ("민지", "박 과장님", "아빠", "김철수 팀장")
+                    for when in ("내일 오전 10시에", "다음 주 월요일에", "오늘 저녁 7시 반에")
+                    for what in ("전화하라고 알려줘.", "문자 보내줘.", "회의 일정 잡아줘.")] + \
+    [f"{place}{what}" for place in ("해운대", "경복궁", "판교역", "제주공항", "동대문 디자인 플라자")
+     for what in (" 가는 길 알려줘.", " 근처 주차장 찾아줘.", " 날씨 어때?", "까지 택시 불러줘.")]
+
+
+def outside(klue_tsv: Path, nsmc_xz: Path, n_klue: int = 800, n_nsmc: int = 300) -> list[dict]:
+    """Unlabelled sentences outside every set the export was tuned or checked on."""
+    taken = {json.loads(l)["text"] for f in (OUT, CALIBRATION) for l in open(f, encoding="utf-8")}
+    klue = [l.rstrip("\n").split("\t", 1) for l in open(klue_tsv, encoding="utf-8") if "\t" in l]
+    klue = [(sid, t.strip()) for sid, t in klue if t.strip() and t.strip() not in taken and 8 <= len(t) <= 300]
+    rng = random.Random(23)
+    rows = [{"id": sid, "category": "review" if sid.endswith("nsmc") else "news", "text": t}
+            for sid, t in rng.sample(klue, n_klue)]
+    with lzma.open(nsmc_xz, "rt", encoding="utf-8") as f:
+        reviews = [l.strip() for l in f if 10 <= len(l.strip()) <= 200]
+    seen = taken | {r["text"] for r in rows}
+    picks = [t for t in random.Random(29).sample(reviews, n_nsmc * 2) if t not in seen][:n_nsmc]
+    rows += [{"id": f"nsmc-{i:04d}", "category": "review", "text": t} for i, t in enumerate(picks)]
+    rows += [{"id": f"command2-{i:03d}", "category": "command", "text": t} for i, t in enumerate(OUTSIDE_COMMANDS)]
+    return rows
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--outside", nargs=2, metavar=("KLUE_TSV", "NSMC_XZ"), type=Path,
+                    help="also write outside-corpus.jsonl from KLUE-NER train sentences and NSMC reviews")
+    args = ap.parse_args()
+    if args.outside:
+        rows = outside(*args.outside)
+        with open(OUTSIDE, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"{OUTSIDE}: {len(rows)} texts")
+        return
     sents = read_konec(DATA / "konec-dev.tsv", load_subtype_map())
     held = heldout_ids([s[0] for s in sents])
     rows = [{"id": sid, "category": "heldout", "text": text, "gold": gold_spans(chars)}

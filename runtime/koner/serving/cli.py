@@ -1,7 +1,6 @@
 """`koner serve`: its options, the listening socket, logging, and uvicorn (imported only when it runs)."""
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import os
@@ -17,7 +16,10 @@ SERVE_HINT = "`koner serve` needs the serve extra: pip install 'koner[serve]'"
 def register(sub) -> None:
     """Add the `serve` verb to the `koner` command's sub-parsers."""
     from ..aggregate import STRATEGIES
-    from ..cli import positive_int
+    from ..cli import checked, positive_int
+
+    non_negative = checked(int, lambda n: n >= 0, "an integer of 0 or more")
+    seconds = checked(float, lambda x: x > 0, "a number of seconds above 0")
 
     p = sub.add_parser("serve", help="an HTTP NER service (uvicorn + Starlette)  [serve extra]",
                        description="Serve NER over HTTP: POST /v1/ner, POST / (Hugging Face Inference API format), "
@@ -27,42 +29,22 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
     p.add_argument("--workers", type=positive_int, help="inference slots (default: usable CPUs / --threads)")
     p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads per slot (default 1)")
-    p.add_argument("--max-queue", type=_non_negative, default=64,
+    p.add_argument("--max-queue", type=non_negative, default=64,
                    help="requests that may wait for a slot; one more is answered 503 at once (default 64)")
     p.add_argument("--max-body-bytes", type=positive_int, default=1 << 20, help="largest request body (1 MiB)")
     p.add_argument("--max-texts", type=positive_int, default=64, help="texts in one request (64)")
     p.add_argument("--max-chars", type=positive_int, default=100_000,
                    help="characters of all texts of one request together (100,000)")
-    p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds a request may take, queue included (30)")
+    p.add_argument("--timeout", type=seconds, default=30.0, help="seconds a request may take, queue included (30)")
     p.add_argument("--api-key-file", help="file holding the API key (or set KONER_API_KEY); every route but "
                                           "/healthz then needs 'Authorization: Bearer <key>'")
     p.add_argument("--aggregation", default="simple", choices=STRATEGIES, help="default aggregation (simple)")
     p.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax",
                    help="default decoding (argmax: the transformers pipeline's labels; viterbi: valid BIO)")
-    p.add_argument("--grace", type=_seconds, default=30.0,
+    p.add_argument("--grace", type=seconds, default=30.0,
                    help="on SIGTERM, seconds to finish requests in flight (30)")
     p.add_argument("--no-access-log", action="store_true", help="no access log lines on stderr")
     p.set_defaults(run=run_serve)
-
-
-def _non_negative(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer of 0 or more, not {value!r}")
-    return n
-
-
-def _seconds(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        x = -1.0
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {value!r}")
-    return x
 
 
 def _api_key(args) -> "str | None":
