@@ -30,13 +30,16 @@ def test_type_filter_on_load_and_per_call(ner):
 def test_merge_is_off_by_default_and_joins_only_what_it_is_asked_to(ner):
     text = "주소는 서울 서초구 반포대로 201이다."
     plain = ner(text)
-    assert [(e.label, e.text) for e in plain if e.label == "LC"][:2] == [("LC", "서울"), ("LC", "서초구")]
-    merged = ner(text, merge=["LC"])
-    assert ("LC", "서울 서초구") in [(e.label, e.text) for e in merged]
-    whole = next(e for e in merged if e.text.startswith("서울 서초구"))
-    a, b = plain[[e.text for e in plain].index("서울")], plain[[e.text for e in plain].index("서초구")]
-    assert whole.start == a.start and whole.score == pytest.approx((a.score * 2 + b.score * 3) / 5)
-    assert ner(text, merge=True) == [e for e in ner(text, merge=list(MERGE_TAGS))]  # True: the measured types
+    places = [e for e in plain if e.label == "LC"]
+    assert [e.text for e in places][:2] == ["서울", "서초구"]  # split by default, as the pipeline does
+    merged = [e for e in ner(text, merge=["LC"]) if e.label == "LC"]
+    whole = merged[0]
+    assert whole.text.startswith("서울 서초구") and whole.start == places[0].start
+    parts = [e for e in places if whole.start <= e.start and e.end <= whole.end]
+    assert len(parts) >= 2 and whole.text == text[whole.start:whole.end] == whole.word
+    weights = [e.end - e.start for e in parts]
+    assert whole.score == pytest.approx(sum(e.score * w for e, w in zip(parts, weights)) / sum(weights))
+    assert [e.to_dict() for e in ner(text, merge=True)] == [e.to_dict() for e in ner(text, merge=list(MERGE_TAGS))]
     assert "LC" not in MERGE_TAGS  # merging places lowered held-out F1
 
 
@@ -51,7 +54,7 @@ def test_merge_rules_on_spans():
             ent("OG", 15, 16)]
     types = ("QT", "OG")
     space = list(refine(iter(ents), text, span_options(types, merge=["OG", "QT"])))
-    assert [e.text for e in space] == ["27", "차", "A", "B", "C", "D E", "F"]  # a newline never joins
+    assert [e.text for e in space] == ["27", "차", "A", "B C", "D E", "F"]  # `·`, `-` and a newline never join
     punct = list(refine(iter(ents), text, span_options(types, merge=["OG"], across="punct")))
     assert [e.text for e in punct] == ["27", "차", "A·B C-D E", "F"]
     touching = [ent("QT", 0, 2, 0.9), ent("QT", 2, 3, 0.3)]
@@ -74,12 +77,13 @@ def test_masking_styles_keep_offsets_exact(ner, style):
         rebuilt += [text[pos:r.start], r.replacement]
         pos = r.end
     assert m.text == "".join(rebuilt) + text[pos:]
-    assert "👨‍👩‍👧" in m.text and "e\u0301" in m.text and "ᄀᄁ" in m.text and "아이유" not in m.text
+    assert m.text.startswith("👨‍👩‍👧 가족과 ") and "ᄀᄁ 서울역에서" in m.text and "아이유" not in m.text
     if style == "char":
         assert len(m.text) == len(text)
     if style == "hash":
         names = {r.original: r.replacement for r in m.replacements}
-        assert len(names) == 2 and all(r.replacement == names[r.original] for r in m.replacements)
+        assert all(r.replacement == names[r.original] for r in m.replacements)  # one pseudonym per name
+        assert sum(r.original == "아이유" for r in m.replacements) == 2 and names["아이유"] != names["김민수"]
         assert ner.mask(text, labels="PS", style="hash", salt="fixed").text == m.text
         assert ner.mask(text, labels="PS", style="hash", salt="other").text != m.text
 
