@@ -30,12 +30,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--calls", type=int, default=50_000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, help="NER.load(workers=...); default: usable CPUs")
     ap.add_argument("--window", type=int, default=5_000, help="calls in the first and last windows compared")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     from koner import NER
 
-    ner = NER.load(threads=args.threads)
+    ner = NER.load(threads=args.threads, workers=args.workers)
     pool = inputs()
     rng = random.Random(1)
     order = [rng.randrange(len(pool)) for _ in range(args.calls)]
@@ -57,7 +58,7 @@ def main() -> None:
         return 1000 * xs[int(0.99 * (len(xs) - 1))]
 
     w = min(args.window, len(times) // 2)
-    result = {"calls": args.calls, "threads": args.threads, "rss_after_warmup_mb": round(rss0, 1),
+    result = {"calls": args.calls, "threads": args.threads, "workers": ner.workers, "rss_after_warmup_mb": round(rss0, 1),
               "rss_end_mb": round(rss1, 1), "rss_growth_mb": round(rss1 - rss0, 1),
               "p99_first_ms": round(p99(times[:w]), 3), "p99_last_ms": round(p99(times[-w:]), 3),
               "seconds": round(time.time() - t0, 1)}
