@@ -96,14 +96,17 @@ def _pieces(text: str, tokens: Tokens, scores: np.ndarray, unk_id: int) -> list[
     """The visible tokens, each marked as a subword or a word start, as the pipeline's `gather_pre_entities`."""
     out = []
     for idx in np.flatnonzero(~tokens.special).tolist():
-        word = tokens.strings[idx]
         start, end = tokens.offsets[idx]
-        word_ref = text[start:end]
-        is_subword = len(word) != len(word_ref)
-        if int(tokens.ids[idx]) == unk_id:
-            word, is_subword = word_ref, False
-        out.append(Piece(word, scores[idx], start, end, is_subword))
+        word = text[start:end] if int(tokens.ids[idx]) == unk_id else tokens.strings[idx]
+        out.append(Piece(word, scores[idx], start, end, _is_subword(tokens, idx, unk_id)))
     return out
+
+
+def _is_subword(tokens: Tokens, idx: int, unk_id: int) -> bool:
+    """The pipeline's rule: a token is a subword when its string and its slice of the text differ in length;
+    [UNK] never is."""
+    start, end = tokens.offsets[idx]
+    return int(tokens.ids[idx]) != unk_id and len(tokens.strings[idx]) != end - start
 
 
 def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
@@ -260,10 +263,7 @@ class EntityStream:
         starts = []  # held positions that start a word (not special, not a subword)
         for i in range(1, len(rows)):
             idx = self.first + i
-            if toks.special[idx]:
-                continue
-            start, end = toks.offsets[idx]
-            if int(toks.ids[idx]) == self.unk_id or len(toks.strings[idx]) == end - start:
+            if not toks.special[idx] and not _is_subword(toks, idx, self.unk_id):
                 starts.append(i)
         for a, b in zip(reversed(starts[:-1]), reversed(starts[1:])):
             if is_o[a:b].all():

@@ -125,7 +125,8 @@ class Writer:
         if self.with_text and not self.jsonl_input:
             key["text"] = text
         head = json.dumps(key, ensure_ascii=False)
-        ascii_only = not _utf8(head) or encodable(text) is not text  # undecodable bytes: \udcXX escapes (lossless)
+        # undecodable input bytes (lone surrogates) are written as \udcXX escapes: lossless
+        ascii_only = encodable(head) is not head or encodable(text) is not text
         if ascii_only:
             head = json.dumps(key)
         self.out.write(head[:-1] + ', "entities": [')
@@ -153,16 +154,8 @@ class MaskWriter:
         rec["text"] = masked.text
         rec["replacements"] = [r.to_dict() for r in masked.replacements]
         line = json.dumps(rec, ensure_ascii=False)
-        self.out.write((line if _utf8(line) else json.dumps(rec)) + "\n")
+        self.out.write((line if encodable(line) is line else json.dumps(rec)) + "\n")
         return len(masked.replacements)
-
-
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 class Progress:

@@ -156,11 +156,16 @@ class ViterbiStream:
         """The labels of every row still held."""
         if self.s is None or not self.steps:
             return np.empty(0, dtype=np.int64)
-        pos = np.empty(len(self.steps), dtype=np.int64)
-        pos[-1] = int(self.s.argmax())
-        for t in range(len(self.steps) - 1, 0, -1):
-            pos[t - 1] = self.bio.back(int(pos[t]), *self.steps[t])
+        out = self._trace(len(self.steps), int(self.s.argmax()))
         self.steps = []
+        return out
+
+    def _trace(self, n: int, last: int) -> np.ndarray:
+        """Labels of held rows 0 .. n-1 on the best path that is at internal position `last` in row n-1."""
+        pos = np.empty(n, dtype=np.int64)
+        pos[-1] = last
+        for t in range(n - 1, 0, -1):
+            pos[t - 1] = self.bio.back(int(pos[t]), *self.steps[t])
         return self.bio.order[pos]
 
     def _settled(self) -> np.ndarray:
@@ -171,10 +176,7 @@ class ViterbiStream:
         for t in range(len(self.steps) - 1, 0, -1):
             states = {self.bio.back(p, *self.steps[t]) for p in states}
             if len(states) == 1:  # every path runs through this position of row t-1: rows 0..t-1 are decided
-                pos = np.empty(t, dtype=np.int64)
-                pos[-1] = states.pop()
-                for u in range(t - 1, 0, -1):
-                    pos[u - 1] = self.bio.back(int(pos[u]), *self.steps[u])
+                out = self._trace(t, states.pop())
                 self.steps = self.steps[t:]  # row t is now the first held row; its step is never followed
-                return self.bio.order[pos]
+                return out
         return np.empty(0, dtype=np.int64)

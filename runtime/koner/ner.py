@@ -60,8 +60,7 @@ class NER:
         own_file = model_file in (None, self.manifest.model_file)
         quantized = self.manifest.quantized if own_file else None  # None: look in the file
         prefused = own_file and self.manifest.prefused
-        threads = options.threads if options.threads is not None else 1
-        self.workers = _check_workers(workers) if workers is not None else default_workers(threads)
+        self.workers = _check_workers(workers) if workers is not None else default_workers(options.intra_op_threads)
         if own_file:
             self.manifest.check_data_file(folder)
         if options.memory_pattern is None:

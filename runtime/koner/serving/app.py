@@ -255,7 +255,6 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, ApiError: api_error,
                                                       Exception: internal_error}, lifespan=lifespan)
-    app.state.service = service
     return AccessLog(ApiKey(app, settings.api_key), service.metrics)
 
 
@@ -264,7 +263,6 @@ class ApiKey:
 
     def __init__(self, app, key: Optional[str]):
         self.app, self.key = app, key.encode() if key else None
-        self.state = getattr(app, "state", None)
 
     async def __call__(self, scope, receive, send):
         if self.key is None or scope["type"] != "http" or scope["path"] == "/healthz":
