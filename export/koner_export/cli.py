@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from koner import exitcodes
-from koner.cli import EXTRA_HINT, checked, positive_int
+from koner.cli_args import EXTRA_HINT, checked, positive_int
 
 HEAVY = ("torch", "transformers", "onnx", "optimum", "safetensors", "huggingface_hub", "matplotlib")
 

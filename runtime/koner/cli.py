@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, NoReturn, Optional, TypeVar
+from typing import NoReturn, Optional
 
 from . import exitcodes
+from .cli_args import EXTRA_HINT
 from .errors import KonerError
-
-EXTRA_HINT = "this command needs the export extra: pip install 'koner[export]'"
-T = TypeVar("T")
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,24 +17,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"koner: {message} (see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(exitcodes.USAGE)
-
-
-def checked(cast: Callable[[str], T], ok: Callable[[T], bool], what: str) -> Callable[[str], T]:
-    """An argparse type: `cast(value)` when `ok` accepts it, else an error saying it must be `what`."""
-
-    def parse(value: str) -> T:
-        try:
-            x = cast(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, not {value!r}") from None
-        if not ok(x):
-            raise argparse.ArgumentTypeError(f"must be {what}, not {value!r}")
-        return x
-
-    return parse
-
-
-positive_int = checked(int, lambda n: n >= 1, "a positive integer")
 
 
 def build_parser() -> Parser:

@@ -48,7 +48,7 @@ def register(sub) -> None:
 
 
 def _common(p) -> None:
-    from .cli import positive_int
+    from .cli_args import positive_int
 
     p.add_argument("text", nargs="?", help="the text; without it, lines are read from stdin (or --input)")
     p.add_argument("--model", help="model folder (default: the bundled stand-in)")

@@ -16,7 +16,7 @@ SERVE_HINT = "`koner serve` needs the serve extra: pip install 'koner[serve]'"
 def register(sub) -> None:
     """Add the `serve` verb to the `koner` command's sub-parsers."""
     from ..aggregate import STRATEGIES
-    from ..cli import checked, positive_int
+    from ..cli_args import checked, positive_int
 
     non_negative = checked(int, lambda n: n >= 0, "an integer of 0 or more")
     seconds = checked(float, lambda x: x > 0, "a number of seconds above 0")
