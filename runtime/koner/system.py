@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +20,30 @@ def usable_cpus() -> int:
     if quota is not None:
         n = min(n, max(1, math.ceil(quota - 1e-9)))
     return max(1, n)
+
+
+def engine_cpus() -> int:
+    """CPUs a data engine reserved for this worker (a Ray actor's CPUs, Spark's `spark.task.cpus`), else
+    `usable_cpus()`. Looks only at engines this process has already imported."""
+    if "ray" in sys.modules:
+        try:
+            ray = sys.modules["ray"]
+            if ray.is_initialized():
+                cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+                if cpus:
+                    return max(1, round(cpus))
+        except Exception:  # not inside a Ray worker, or an older Ray
+            pass
+    if "pyspark" in sys.modules:
+        try:
+            from pyspark import TaskContext
+
+            ctx = TaskContext.get()
+            if ctx is not None:
+                return max(1, int(ctx.cpus()))
+        except Exception:  # not inside a Spark task
+            pass
+    return usable_cpus()
 
 
 def cgroup_cpu_quota(root: Path = CGROUP) -> Optional[float]:

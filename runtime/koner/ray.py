@@ -1,0 +1,78 @@
+"""Ray Data: add an entities column to a Dataset on a pool of actors, each holding one model session.
+
+Needs the `[ray]` extra (`pip install 'koner[ray]'`); `import koner` never imports Ray.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .distributed import NERPredictor
+from .ner import Labels, Merge
+
+RAY_HINT = "koner.ray needs Ray Data: pip install 'koner[ray]'"
+
+
+def annotate(ds: Any, *, model: Union[str, Path, None] = None, text_column: str = "text",
+             output_column: str = "entities", aggregation: str = "simple", actors: Union[int, tuple, None] = None,
+             cpus_per_actor: Optional[float] = None, threads: Optional[int] = None, batch_size: int = 256,
+             labels: Labels = None, merge: Merge = False, decode: str = "argmax") -> Any:
+    """`ds` with each row's entities in `output_column` (lazy, like every Ray Data transform).
+
+    Each actor loads the model once and runs `threads` threads sharing that session (default: the CPUs it
+    reserves, `cpus_per_actor`, 1 by default). `actors`: a fixed pool size, a `(min, max)` range, or None:
+    1 up to the cluster's CPUs / `cpus_per_actor`; on one machine with neither set, one actor with a thread
+    per CPU that reserves all CPUs but one (Ray's read and write tasks need a free CPU, or they wait forever).
+    """
+    try:
+        import ray
+        from ray.data import ActorPoolStrategy
+    except ImportError:
+        raise ImportError(RAY_HINT) from None
+    if cpus_per_actor is not None and (not isinstance(cpus_per_actor, (int, float)) or isinstance(cpus_per_actor, bool)
+                                       or cpus_per_actor <= 0):
+        raise ValueError(f"cpus_per_actor must be a positive number, not {cpus_per_actor!r}")
+    pool, reserve, default_threads = _pool(ActorPoolStrategy, actors, cpus_per_actor, ray)
+    # checked here on the driver, so that a bad path or option is one error now, not one per actor later
+    predictor = NERPredictor(model, aggregation=aggregation, text_column=text_column, output_column=output_column,
+                             threads=threads or default_threads, labels=labels, merge=merge, decode=decode)
+    if output_column in (ds.columns(fetch_if_missing=False) or []):
+        raise ValueError(f"the dataset already has a column {output_column!r}; choose another output_column")
+    return ds.map_batches(actor_class(predictor), compute=pool, num_cpus=reserve, batch_size=batch_size,
+                          batch_format="pyarrow", zero_copy_batch=True)
+
+
+def actor_class(predictor: NERPredictor) -> type:
+    """A callable class for `map_batches` that carries `predictor` and loads its model when the actor starts."""
+
+    class NERActor:
+        def __init__(self) -> None:
+            self.predictor = predictor
+            predictor.ner  # noqa: B018 — load now: a broken model fails the pool's start, once
+
+        def __call__(self, batch: Any) -> Any:
+            return self.predictor(batch)
+
+    return NERActor
+
+
+def _pool(strategy: Any, actors: Union[int, tuple, None], cpus: Optional[float],
+          ray: Any) -> tuple[Any, float, int]:
+    """The actor pool, the CPUs each actor reserves, and the threads each runs."""
+    if actors is None and cpus is None:
+        if not ray.is_initialized():
+            ray.init()
+        if sum(1 for n in ray.nodes() if n.get("Alive")) <= 1:
+            total = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            return strategy(size=1), total - 1, total
+    cpus = 1 if cpus is None else cpus
+    threads = max(1, round(cpus))
+    if actors is None:
+        total = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
+        return strategy(min_size=1, max_size=max(1, int(total // cpus))), cpus, threads
+    if (isinstance(actors, tuple) and len(actors) == 2 and all(isinstance(a, int) for a in actors)
+            and 1 <= actors[0] <= actors[1]):
+        return strategy(min_size=actors[0], max_size=actors[1]), cpus, threads
+    if isinstance(actors, int) and not isinstance(actors, bool) and actors >= 1:
+        return strategy(size=actors), cpus, threads
+    raise ValueError(f"actors must be a positive integer, a (min, max) pair or None, not {actors!r}")
