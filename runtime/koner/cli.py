@@ -21,12 +21,13 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     """The whole `koner` command line."""
-    from . import cli_ner
+    from . import cli_dataset, cli_ner
     from .serving import cli as cli_serve
 
     ap = Parser(prog="koner", description="Korean named-entity recognition on onnxruntime.")
     sub = ap.add_subparsers(dest="verb", required=True, parser_class=Parser)
     cli_ner.register(sub)
+    cli_dataset.register(sub)
     cli_serve.register(sub)
     try:
         from koner_export.cli import register

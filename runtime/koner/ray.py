@@ -76,3 +76,18 @@ def _pool(strategy: Any, actors: Union[int, tuple, None], cpus: Optional[float],
     if isinstance(actors, int) and not isinstance(actors, bool) and actors >= 1:
         return strategy(size=actors), cpus, threads
     raise ValueError(f"actors must be a positive integer, a (min, max) pair or None, not {actors!r}")
+
+
+def run_files(src: list[str], dst: str, fmt_in: str, fmt_out: str, *, preserve_order: bool = True,
+              **options: Any) -> None:
+    """Read `src` (Parquet or JSONL files), annotate every row, write a folder of `fmt_out` files at `dst`."""
+    import ray
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = preserve_order
+    ds = ray.data.read_parquet(src) if fmt_in == "parquet" else ray.data.read_json(src, lines=True)
+    out = annotate(ds, **options)
+    if fmt_out == "parquet":
+        out.write_parquet(dst)
+    else:
+        out.write_json(dst, force_ascii=False)

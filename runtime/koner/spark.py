@@ -4,6 +4,7 @@ Needs the `[spark]` extra (`pip install 'koner[spark]'`); `import koner` never i
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
@@ -57,7 +58,9 @@ def annotate(df: Any, text_col: str = "text", out_col: str = "entities", model: 
         shipped = folder.resolve().name
     schema = T.StructType(df.schema.fields + [T.StructField(out_col, entities_schema(), nullable=True)])
     df = spread(df, partitions)
-    return df.mapInArrow(_Mapper(predictor, shipped, batch_size), schema)
+    with warnings.catch_warnings():  # PySpark warns about pandas 3, which this Arrow-only path does not use
+        warnings.simplefilter("ignore", FutureWarning)
+        return df.mapInArrow(_Mapper(predictor, shipped, batch_size), schema)
 
 
 def spread(df: Any, partitions: Optional[int] = None) -> Any:
@@ -91,3 +94,13 @@ class _Mapper:
         for batch in batches:
             for start in range(0, batch.num_rows, self.batch_size):
                 yield predictor(batch.slice(start, self.batch_size))
+
+
+def run_files(spark: Any, src: list[str], dst: str, fmt_in: str, fmt_out: str, **options: Any) -> None:
+    """Read `src` (Parquet or JSONL files), annotate every row, write a folder of `fmt_out` part files at `dst`."""
+    df = spark.read.parquet(*src) if fmt_in == "parquet" else spark.read.json(src)
+    out = annotate(df, **options).write.mode("overwrite")
+    if fmt_out == "parquet":
+        out.parquet(dst)
+    else:
+        out.option("ignoreNullFields", "false").json(dst)
