@@ -145,10 +145,11 @@ def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None
         raise ImportError(RAY_HINT) from None
     from . import ray as koner_ray
 
+    started = not ray.is_initialized()  # a Ray this process already runs is used as it is
     address = args.address or os.environ.get("RAY_ADDRESS")
-    if address:
+    if started and address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-    else:
+    elif started:
         ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
@@ -156,7 +157,8 @@ def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None
                             output_column=args.output_column, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
                             threads=args.workers, batch_size=args.batch_size, **_options(args))
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
 
 
 def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None:
@@ -168,6 +170,7 @@ def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> No
         raise ImportError(SPARK_HINT) from None
     from . import spark as koner_spark
 
+    active = SparkSession.getActiveSession()  # a session this process already runs is used as it is
     builder = SparkSession.builder.appName("koner ner-dataset")
     if args.master:
         builder = builder.master(args.master)
@@ -175,14 +178,16 @@ def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> No
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.ui.enabled", "false")
     builder = builder.config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = active or builder.getOrCreate()
+    if active is None:
+        spark.sparkContext.setLogLevel("ERROR")
     try:
         koner_spark.run_files(spark, files, target, fmt_in, fmt_out, text_col=args.text_column,
                               out_col=args.output_column, ship=args.ship_model, partitions=args.partitions,
                               threads=args.workers, batch_size=args.batch_size, **_options(args))
     finally:
-        spark.stop()
+        if active is None:
+            spark.stop()
 
 
 def _message(exc: BaseException) -> str:
