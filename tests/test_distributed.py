@@ -155,3 +155,11 @@ def test_cli_process_one_line_error(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"koner: {src}: column 'text' holds int64, not strings; "
                                              "nothing was written"]
+
+
+def test_import_koner_and_its_command_pull_no_engine():
+    code = ("import sys, koner, koner.cli, koner.distributed, koner.ray, koner.spark; koner.cli.build_parser(); "
+            "heavy = [m for m in ('ray', 'pyspark', 'pyarrow', 'pandas', 'torch') if m in sys.modules]; "
+            "print(heavy); assert not heavy")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

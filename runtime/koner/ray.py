@@ -59,16 +59,16 @@ def actor_class(predictor: NERPredictor) -> type:
 def _pool(strategy: Any, actors: Union[int, tuple, None], cpus: Optional[float],
           ray: Any) -> tuple[Any, float, int]:
     """The actor pool, the CPUs each actor reserves, and the threads each runs."""
+    if actors is None and not ray.is_initialized():
+        ray.init()  # the defaults are sized from the cluster
     if actors is None and cpus is None:
-        if not ray.is_initialized():
-            ray.init()
         if sum(1 for n in ray.nodes() if n.get("Alive")) <= 1:
             total = max(1, int(ray.cluster_resources().get("CPU", 1)))
             return strategy(size=1), total - 1, total
     cpus = 1 if cpus is None else cpus
     threads = max(1, round(cpus))
     if actors is None:
-        total = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
+        total = int(ray.cluster_resources().get("CPU", 1))
         return strategy(min_size=1, max_size=max(1, int(total // cpus))), cpus, threads
     if (isinstance(actors, tuple) and len(actors) == 2 and all(isinstance(a, int) for a in actors)
             and 1 <= actors[0] <= actors[1]):
