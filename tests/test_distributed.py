@@ -57,6 +57,8 @@ def test_pandas_and_column_dicts(ner):
     assert list(out.columns) == ["id", "text", "source", "entities"]
     assert out["entities"].tolist() == expected[195:205]
     assert "entities" not in frame.columns  # the caller's frame is left alone
+    typed = frame.astype({"text": "string"})  # pandas' string dtype: a missing text is pd.NA
+    assert predictor(typed)["entities"].tolist() == expected[195:205]
     columns = {"id": np.arange(10), "text": np.array(TEXTS[195:205], dtype=object)}
     got = predictor(columns)["entities"]
     assert list(got) == expected[195:205]

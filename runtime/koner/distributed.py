@@ -135,7 +135,9 @@ class NERPredictor:
 
     def _pandas(self, frame: Any) -> Any:
         self._check_columns(list(frame.columns))
-        texts = [None if _is_null(t) else _text(i, t) for i, t in enumerate(frame[self.text_column].tolist())]
+        column = frame[self.text_column]
+        texts = [None if null else _text(i, t) for i, (t, null) in enumerate(zip(column.tolist(),
+                                                                                 column.isna().tolist()))]
         out = frame.copy(deep=False)
         out[self.output_column] = [None if r is None else [entity_record(e) for e in r]
                                    for r in self.entities(texts)]
@@ -176,7 +178,7 @@ def to_arrow(rows: Sequence[Optional[list[Entity]]]) -> Any:
 
 
 def _is_null(value: object) -> bool:
-    return value is None or (isinstance(value, float) and value != value)  # pandas writes a missing text as NaN
+    return value is None or (isinstance(value, float) and value != value)  # a missing text may arrive as NaN
 
 
 def _text(index: int, value: object) -> str:
