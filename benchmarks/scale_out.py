@@ -6,9 +6,10 @@ One Parquet file of N real Korean lines (`stream.lines`, row groups of 1,000) is
   spark   Spark `local[2]`, read.parquet -> koner.spark.annotate (defaults) -> write.parquet
 Each engine runs in a fresh process: start-up (model load for local, `ray.init` or the SparkSession) is timed
 apart from the jobs; the job runs `--repeat` times (the first includes the engine's workers loading the model).
-Every output is compared with local's, row for row by id.
+Every output is compared with local's, row for row by id. Local runs first and last, and each engine's ratio is
+taken against the mean of the two, so that a machine whose speed drifts during the run skews the ratios less.
 
-Usage: python benchmarks/scale_out.py [--lines 20000] [--runs local,ray,spark] [--repeat 2] [--out DIR]
+Usage: python benchmarks/scale_out.py [--lines 20000] [--runs local,ray,spark,local] [--repeat 2] [--out DIR]
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ sys.path[:0] = [str(ROOT / "runtime"), str(ROOT / "export"), str(ROOT / "benchma
 from common import save_results  # noqa: E402
 from koner_export.environment import machine, versions  # noqa: E402
 
-RUNS = ("local", "ray", "spark")
+RUNS = ("local", "ray", "spark", "local")  # local twice, before and after: the baseline is their mean
 
 
 def child(run: str, src: Path, out: Path, repeat: int) -> dict:
@@ -96,12 +97,14 @@ def same_entities(a: Path, b: Path) -> bool:
 
 def table(result: dict) -> str:
     n = result["lines"]
-    base = {r["run"]: r for r in result["runs"]}.get("local")
+    locals_ = [r["jobs_s"] for r in result["runs"] if r["run"] == "local"]
+    base = {"jobs_s": [sum(js) / len(js) for js in zip(*locals_)]} if locals_ else None
     out = [f"# Batch engines vs in-process koner — {result['time']}", "",
            f"{n:,} Korean lines in one Parquet file (row groups of 1,000) -> Parquet; 2 CPUs for every engine "
            f"({result['machine']['cpus']} × {result['machine'].get('cpu', '?')}, Python {result['machine']['python']}). "
            "Start-up: loading the model (local), `ray.init`, or the SparkSession; job 1 includes the engine's "
-           "workers starting and loading the model, job 2 is the same job again.", "",
+           "workers starting and loading the model, job 2 is the same job again. \"vs local\": the mean of the "
+           "local runs' times for that job divided by the engine's.", "",
            "| engine | start-up s | job 1 s | job 1 texts/s | vs local | job 2 s | job 2 texts/s | vs local | "
            "entities = local |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
@@ -141,15 +144,18 @@ def main() -> None:
         src = tmp / "in.parquet"
         texts = lines(args.lines)
         pq.write_table(pa.table({"id": list(range(len(texts))), "text": texts}), src, row_group_size=1000)
-        for run in args.runs.split(","):
+        for i, run in enumerate(args.runs.split(",")):
             print(f"[scale-out] {run}", file=sys.stderr, flush=True)
-            res = subprocess.run([sys.executable, __file__, "--child", run, "--src", str(src), "--dst", str(tmp),
+            dst = tmp / f"run{i}"
+            dst.mkdir()
+            res = subprocess.run([sys.executable, __file__, "--child", run, "--src", str(src), "--dst", str(dst),
                                   "--repeat", str(args.repeat)], capture_output=True, text=True)
             if res.returncode != 0:
                 raise SystemExit(f"{run} failed: {res.stderr[-3000:]}")
             r = json.loads(res.stdout.splitlines()[-1])
-            if run != "local":
-                r["identical"] = all(same_entities(tmp / f"local-0", tmp / f"{run}-{k}") for k in range(args.repeat))
+            first = tmp / "run0" / "local-0"
+            if i > 0:
+                r["identical"] = all(same_entities(first, dst / f"{run}-{k}") for k in range(args.repeat))
             print(f"[scale-out] {json.dumps(r)}", file=sys.stderr, flush=True)
             result["runs"].append(r)
         print("[scale-out] pipe", file=sys.stderr, flush=True)

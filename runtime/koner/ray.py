@@ -15,7 +15,7 @@ RAY_HINT = "koner.ray needs Ray Data: pip install 'koner[ray]'"
 
 def annotate(ds: Any, *, model: Union[str, Path, None] = None, text_column: str = "text",
              output_column: str = "entities", aggregation: str = "simple", actors: Union[int, tuple, None] = None,
-             cpus_per_actor: Optional[float] = None, threads: Optional[int] = None, batch_size: int = 256,
+             cpus_per_actor: Optional[float] = None, threads: Optional[int] = None, batch_size: int = 1024,
              labels: Labels = None, merge: Merge = False, decode: str = "argmax") -> Any:
     """`ds` with each row's entities in `output_column` (lazy, like every Ray Data transform).
 
