@@ -101,7 +101,8 @@ def table(result: dict) -> str:
     base = {"jobs_s": [sum(js) / len(js) for js in zip(*locals_)]} if locals_ else None
     out = [f"# Batch engines vs in-process koner — {result['time']}", "",
            f"{n:,} Korean lines in one Parquet file (row groups of 1,000) -> Parquet; 2 CPUs for every engine "
-           f"({result['machine']['cpus']} × {result['machine'].get('cpu', '?')}, Python {result['machine']['python']}). "
+           f"({result['machine']['cpus']} × {result['machine'].get('cpu', '?')}, "
+           f"Python {result['machine']['python']}). "
            "Start-up: loading the model (local), `ray.init`, or the SparkSession; job 1 includes the engine's "
            "workers starting and loading the model, job 2 is the same job again. \"vs local\": the mean of the "
            "local runs' times for that job divided by the engine's.", "",
@@ -114,7 +115,8 @@ def table(result: dict) -> str:
             cells += [f"{s:.1f}", f"{n / s:,.0f}", f"{ratio:.2f}"]
         cells.append({True: "yes", False: "NO", None: "-"}[r.get("identical")])
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", f"NER.pipe over the same texts in memory (no reading or writing): {result['pipe_texts_s']:,.0f} texts/s",
+    out += ["", "NER.pipe over the same texts in memory (no reading or writing): "
+            f"{result['pipe_texts_s']:,.0f} texts/s",
             "", "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items())]
     return "\n".join(out) + "\n"
 

@@ -112,7 +112,7 @@ def test_local_parquet_and_jsonl(tmp_path, expected, capsys):
     assert main(["ner-dataset", str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl")]) == 0
     rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
     assert len(rows) == 500 and rows[10] == {"id": 10, "source": "no text key", "entities": None}
-    for i, (row, want) in enumerate(zip(rows, expected)):
+    for i, (row, want) in enumerate(zip(rows, expected, strict=True)):
         if i == 10:
             continue
         assert row["id"] == i and row["text"] == TEXTS[i]

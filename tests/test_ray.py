@@ -94,10 +94,10 @@ def test_cli_engine_ray_writes_what_local_writes(tmp_path, source):
     want = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text("utf-8").splitlines()]
     got.sort(key=lambda r: r["id"])
     assert len(got) == 120
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g["id"] == w["id"] and g["text"] == w["text"]
         assert (g["entities"] is None) == (w["entities"] is None)
-        for a, b in zip(g["entities"] or [], w["entities"] or []):
+        for a, b in zip(g["entities"] or [], w["entities"] or [], strict=True):
             assert {**a, "score": pytest.approx(b["score"], abs=1e-6)} == b
     # Parquet out of the same engine keeps the Arrow types
     assert main(["ner-dataset", str(path), str(tmp_path / "pq"), "--engine", "ray"]) == 0

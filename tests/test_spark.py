@@ -92,6 +92,6 @@ def test_cli_engine_spark_writes_what_local_writes(tmp_path):
            f.read_text("utf-8").splitlines()]
     want = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text("utf-8").splitlines()]
     assert [g["id"] for g in got] == list(range(70))  # part files in input order
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.get("text") == w.get("text") and g["entities"] == w["entities"]
     assert any(g["entities"] is None for g in got) and any(g["entities"] == [] for g in got)

@@ -42,7 +42,8 @@ def model_folder(model: Union[str, Path, None]) -> Path:
     folder = DEFAULT_MODEL if model is None else Path(model).expanduser()
     if not folder.is_dir():
         raise ModelNotFoundError(f"{folder}: no such model folder; give the folder `koner export` wrote (a path "
-                                 "every worker can read, or ship it with the engine); leave it out for the bundled model")
+                                 "every worker can read, or ship it with the engine); leave it out for the "
+                                 "bundled model")
     read_manifest(folder)
     return folder
 
