@@ -149,6 +149,21 @@ def test_local_errors_write_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "in.jsonl", "o.jsonl"]  # no leftovers
 
 
+def test_unreachable_ray_cluster_is_one_error_not_a_hang(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "in.jsonl").write_text('{"text": "서울"}\n', "utf-8")
+    argv = ["ner-dataset", str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--engine", "ray",
+            "--address", f"127.0.0.1:{port}"]
+    assert main(argv) == 2
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
 def test_cli_process_one_line_error(tmp_path):
     src = tmp_path / "in.parquet"
     pq.write_table(pa.table({"text": [1, 2]}), src)

@@ -6,11 +6,14 @@ files. Everything that can be checked (input, output, model, options) is checked
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 from . import exitcodes
 from .aggregate import STRATEGIES
@@ -147,10 +150,14 @@ def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None
 
     started = not ray.is_initialized()  # a Ray this process already runs is used as it is
     address = args.address or os.environ.get("RAY_ADDRESS")
+    if started:
+        _quiet_ray()
     if started and address:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-    elif started:
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        _check_reachable(address)
+    if started:
+        where = {"address": address} if address else {"include_dashboard": False}
+        with _held_stderr():  # Ray's core announces its log level on stderr as it starts
+            ray.init(**where, logging_level="ERROR", log_to_driver=False)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
         koner_ray.run_files(files, target, fmt_in, fmt_out, text_column=args.text_column,
@@ -159,6 +166,52 @@ def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on a cluster address nothing answers at (Ray itself would keep retrying)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", a Ray Client URL (ray://...): Ray checks those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise DatasetError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                           "`ray start --head`, or fix --address / RAY_ADDRESS") from None
+
+
+def _quiet_ray() -> None:
+    """Ray's own progress and notices off the command's stderr (they stay in Ray's session logs); its
+    errors still reach the user as the job's exception."""
+    import logging
+
+    import ray.data  # noqa: F401 — configures the ray.data logger, whose console handler is quietened here
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[None]:
+    """Hold what native code writes to stderr inside the block; write it out only if the block fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None:
@@ -178,7 +231,11 @@ def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> No
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.ui.enabled", "false")
     builder = builder.config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
-    spark = active or builder.getOrCreate()
+    if active is None:
+        with _held_stderr():  # the JVM's start-up notices (log4j profile, hostname, native libraries)
+            spark = builder.getOrCreate()
+    else:
+        spark = active
     if active is None:
         spark.sparkContext.setLogLevel("ERROR")
     try:
