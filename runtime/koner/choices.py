@@ -1,4 +1,5 @@
-"""Named choices (aggregation strategy, decoder) as enums, parsed once where a call enters koner."""
+"""Option values checked once where a call enters koner: named choices (aggregation strategy, decoder) as
+enums, and positive counts (threads, workers, batch sizes)."""
 from __future__ import annotations
 
 from enum import Enum
@@ -15,3 +16,10 @@ class Choice(str, Enum):
         except ValueError:
             raise ValueError(f"{cls.__option__} must be one of {', '.join(m.value for m in cls)}, "
                              f"not {value!r}") from None
+
+
+def check_positive(name: str, value: object) -> int:
+    """`value` when it is a positive integer (not a bool); ValueError naming the option otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Optional
 
 from . import exitcodes
 from .aggregate import STRATEGIES
@@ -81,7 +81,7 @@ def run_dataset(args) -> int:
     try:
         if args.engine == "local":
             counts = _local(args, files, fmt_in, fmt_out, predictor)
-            summary = (f"{counts.rows:,} rows, {counts.texts:,} texts, {counts.entities:,} entities")
+            summary = f"{counts.rows:,} rows, {counts.texts:,} texts, {counts.entities:,} entities"
         else:
             _engine(args, files, fmt_in, fmt_out)
             summary = f"engine {args.engine}"
@@ -149,12 +149,11 @@ def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None
     from . import ray as koner_ray
 
     started = not ray.is_initialized()  # a Ray this process already runs is used as it is
-    address = args.address or os.environ.get("RAY_ADDRESS")
     if started:
+        address = args.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            _check_reachable(address)
         _quiet_ray()
-    if started and address:
-        _check_reachable(address)
-    if started:
         where = {"address": address} if address else {"include_dashboard": False}
         with _held_stderr():  # Ray's core announces its log level on stderr as it starts
             ray.init(**where, logging_level="ERROR", log_to_driver=False)
@@ -224,20 +223,7 @@ def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> No
     from . import spark as koner_spark
 
     active = SparkSession.getActiveSession()  # a session this process already runs is used as it is
-    builder = SparkSession.builder.appName("koner ner-dataset")
-    if args.master:
-        builder = builder.master(args.master)
-    if (args.master or "local").startswith("local"):  # local executors: this Python, which has koner
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.ui.enabled", "false")
-    builder = builder.config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
-    if active is None:
-        with _held_stderr():  # the JVM's start-up notices (log4j profile, hostname, native libraries)
-            spark = builder.getOrCreate()
-    else:
-        spark = active
-    if active is None:
-        spark.sparkContext.setLogLevel("ERROR")
+    spark = active or _start_spark(args.master)
     try:
         koner_spark.run_files(spark, files, target, fmt_in, fmt_out, text_col=args.text_column,
                               out_col=args.output_column, ship=args.ship_model, partitions=args.partitions,
@@ -245,6 +231,23 @@ def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> No
     finally:
         if active is None:
             spark.stop()
+
+
+def _start_spark(master: Optional[str]) -> Any:
+    """A SparkSession for this command: `master` (else spark-submit's or local[*]), quiet on stderr."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("koner ner-dataset")
+    if master:
+        builder = builder.master(master)
+    if (master or "local").startswith("local"):  # local executors: this Python, which has koner
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.ui.enabled", "false")
+    builder = builder.config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
+    with _held_stderr():  # the JVM's start-up notices (log4j profile, hostname, native libraries)
+        spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 def _message(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from .distributed import NERPredictor, entity_record
+from .distributed import NERPredictor, arrow_texts, entity_record
 from .errors import KonerError
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -172,18 +172,10 @@ class _Arrow:
         self.batch, self.where = batch, where
 
     def texts(self, column: str, output: str) -> list[Optional[str]]:
-        import pyarrow as pa
-
-        names = self.batch.schema.names
-        if column not in names:
-            raise DatasetError(f"{self.where}: no column {column!r} (columns: {', '.join(names)}); "
-                               "give the text column with --text-column")
-        if output in names:
-            raise DatasetError(f"{self.where}: already has a column {output!r}; choose another --output-column")
-        kind = self.batch.schema.field(column).type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
-            raise DatasetError(f"{self.where}: column {column!r} holds {kind}, not strings")
-        return self.batch.column(column).to_pylist()
+        try:
+            return arrow_texts(self.batch, column, output)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DatasetError(f"{self.where}: {exc.args[0]}") from None
 
     def records(self) -> list[dict]:
         return self.batch.to_pylist()
@@ -258,6 +250,7 @@ class _ParquetOut:
 
     def __init__(self, path: Path):
         self.path, self.writer, self.schema = path, None, None
+        self.rows_schema = None  # JSONL rows: the columns the first batch gave, imposed on the rest
 
     def __enter__(self) -> "_ParquetOut":
         return self
@@ -283,10 +276,11 @@ class _ParquetOut:
             table = pa.Table.from_batches([batch.batch])
         else:
             try:
-                table = pa.Table.from_pylist(batch.rows, schema=self._input_schema(batch))
+                table = pa.Table.from_pylist(batch.rows, schema=self.rows_schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise DatasetError(f"{batch.where[0]} onwards: rows whose fields change type cannot go in one "
                                    f"Parquet file ({exc}); write JSONL instead") from None
+            self.rows_schema = table.schema
         table = table.append_column(pa.field(column, entities_type()), to_arrow(found))
         if self.writer is None:
             self.schema = table.schema
@@ -294,10 +288,3 @@ class _ParquetOut:
         elif table.schema != self.schema:
             table = table.cast(self.schema)
         self.writer.write_table(table)
-
-    def _input_schema(self, batch: _Rows) -> Any:
-        import pyarrow as pa
-
-        if self.schema is None:
-            return pa.Table.from_pylist(batch.rows).schema
-        return pa.schema([f for f in self.schema if f.name != self.schema.names[-1]])

@@ -3,7 +3,7 @@
 `NERPredictor` holds only the model path and options, so it pickles to any worker; the model is loaded
 there on first use, once per process (every predictor with the same options in a process shares it).
 Batches are Arrow tables or record batches, pandas DataFrames, or dicts of columns (Ray's numpy format);
-the answer is the same kind with one column more. In Arrow the column is `ENTITIES_TYPE`. Needs pyarrow
+the answer is the same kind with one column more. In Arrow the column is `entities_type()`. Needs pyarrow
 (the `[ray]`, `[spark]` and `[dataset]` extras bring it); pandas only for DataFrames.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from .aggregate import Strategy
+from .choices import check_positive
 from .decode import Decode
 from .entity import Entity
 from .errors import ModelNotFoundError
@@ -58,7 +59,8 @@ class NERPredictor:
     def __init__(self, model: Union[str, Path, None] = None, *, aggregation: str = "simple",
                  text_column: str = "text", output_column: str = "entities", threads: Optional[int] = None,
                  labels: Labels = None, merge: Merge = False, decode: str = "argmax", batch_size: int = 32):
-        self.model = None if model is None else str(model_folder(model))
+        folder = model_folder(model)
+        self.model = None if model is None else str(folder)
         self.aggregation = Strategy.parse(aggregation).value
         self.decode = Decode.parse(decode).value
         for name, value in (("text_column", text_column), ("output_column", output_column)):
@@ -67,16 +69,11 @@ class NERPredictor:
         if text_column == output_column:
             raise ValueError(f"output_column must differ from text_column ({text_column!r}): the text is kept")
         self.text_column, self.output_column = text_column, output_column
-        for name, value in (("threads", threads), ("batch_size", batch_size)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self.threads = threads
+        self.threads = None if threads is None else check_positive("threads", threads)
         self.labels = labels if labels is None or isinstance(labels, str) else tuple(labels)
         self.merge = merge if isinstance(merge, (bool, str)) else tuple(merge)
-        self.batch_size = batch_size
+        self.batch_size = check_positive("batch_size", batch_size)
         self._ner: Optional[NER] = None
-        if self.model is None:
-            read_manifest(DEFAULT_MODEL)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_ner": None}  # the session stays in the process that loaded it
@@ -114,28 +111,14 @@ class NERPredictor:
 
     # ------------------------------------------------------------------ batch kinds
 
-    def _check_columns(self, names: Sequence[str]) -> None:
-        if self.text_column not in names:
-            raise KeyError(f"no column {self.text_column!r} (columns: {', '.join(map(str, names))}); "
-                           "set text_column to the column that holds the texts")
-        if self.output_column in names:
-            raise ValueError(f"the batch already has a column {self.output_column!r}; choose another "
-                             "output_column")
-
     def _arrow(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        self._check_columns(batch.schema.names)
-        column = batch.column(self.text_column)
-        kind = column.type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
-                or getattr(pa.types, "is_string_view", lambda _: False)(kind)):
-            raise TypeError(f"column {self.text_column!r} holds {kind}, not strings")
-        found = self.entities(column.to_pylist())
+        found = self.entities(arrow_texts(batch, self.text_column, self.output_column))
         return batch.append_column(pa.field(self.output_column, entities_type()), to_arrow(found))
 
     def _pandas(self, frame: Any) -> Any:
-        self._check_columns(list(frame.columns))
+        check_columns(list(frame.columns), self.text_column, self.output_column)
         column = frame[self.text_column]
         texts = [None if null else _text(i, t) for i, (t, null) in enumerate(zip(column.tolist(),
                                                                                  column.isna().tolist()))]
@@ -145,13 +128,35 @@ class NERPredictor:
         return out
 
     def _columns(self, columns: dict) -> dict:
-        self._check_columns(list(columns))
+        check_columns(list(columns), self.text_column, self.output_column)
         texts = [None if _is_null(t) else _text(i, t) for i, t in enumerate(columns[self.text_column])]
         out = dict(columns)
         values = np.empty(len(texts), dtype=object)
         values[:] = [None if r is None else [entity_record(e) for e in r] for r in self.entities(texts)]
         out[self.output_column] = values
         return out
+
+
+def check_columns(names: Sequence[str], text_column: str, output_column: str) -> None:
+    """KeyError when the text column is missing, ValueError when the output column is taken."""
+    if text_column not in names:
+        raise KeyError(f"no column {text_column!r} (columns: {', '.join(map(str, names))}); name the column that "
+                       "holds the texts (text_column, --text-column)")
+    if output_column in names:
+        raise ValueError(f"the table already has a column {output_column!r}; choose another output column "
+                         "(output_column, --output-column)")
+
+
+def arrow_texts(batch: Any, text_column: str, output_column: str) -> list[Optional[str]]:
+    """The texts of an Arrow batch's text column (None for nulls), its columns and type checked."""
+    import pyarrow as pa
+
+    check_columns(batch.schema.names, text_column, output_column)
+    kind = batch.schema.field(text_column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+            or getattr(pa.types, "is_string_view", lambda _: False)(kind)):
+        raise TypeError(f"column {text_column!r} holds {kind}, not strings")
+    return batch.column(text_column).to_pylist()
 
 
 def entity_record(e: Entity) -> dict:

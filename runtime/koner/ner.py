@@ -10,6 +10,7 @@ import numpy as np
 
 from . import windows as win
 from .aggregate import EntityStream, Strategy, entities
+from .choices import check_positive
 from .decode import BIO, Decode
 from .entity import Entity
 from .errors import LabelMismatchError, ModelNotFoundError, VocabularyMismatchError
@@ -146,7 +147,7 @@ class NER:
         """
         if isinstance(texts, str):
             raise TypeError("pipe() takes an iterable of strings; call the model itself on a single string")
-        batch_size = _check_positive("batch_size", batch_size)
+        batch_size = check_positive("batch_size", batch_size)
         workers = self.workers if workers is None else _check_workers(workers)
         how, spans = self._how(aggregation, decode), self._spans(labels, merge)
         # int8: one text a job (its windows run one per call anyway); float: `batch_size` texts a job, padded
@@ -257,11 +258,5 @@ def _check_text(text: object) -> bool:
     return bool(text.strip())
 
 
-def _check_positive(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return value
-
-
 def _check_workers(workers: object) -> int:
-    return _check_positive("workers", workers)
+    return check_positive("workers", workers)

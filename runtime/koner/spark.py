@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
+from .choices import check_positive
 from .distributed import ENTITY_FIELDS, NERPredictor, model_folder
 from .ner import Labels, Merge
 
@@ -38,9 +39,9 @@ def annotate(df: Any, text_col: str = "text", out_col: str = "entities", model: 
         from pyspark.sql import types as T
     except ImportError:
         raise ImportError(SPARK_HINT) from None
-    for name, value in (("batch_size", batch_size), ("partitions", partitions)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    check_positive("batch_size", batch_size)
+    if partitions is not None:
+        check_positive("partitions", partitions)
     # checked here on the driver: a bad path or option is one error now, not a failed task on every executor
     predictor = NERPredictor(model, aggregation=aggregation, text_column=text_col, output_column=out_col,
                              threads=threads, labels=labels, merge=merge, decode=decode)
