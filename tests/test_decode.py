@@ -9,7 +9,7 @@ import pytest
 
 from koner import NER
 from koner import windows as win
-from koner.aggregate import Strategy, entities, softmax
+from koner.aggregate import Strategy, softmax
 from koner.decode import Decode
 
 
@@ -55,8 +55,7 @@ def test_long_text_across_windows_equals_whole_text_viterbi(ner):
     assert len(toks.ids) > 4 * ner.max_length
     plan = win.plan(toks, ner.max_length, ner.overlap)
     rows = win.stitch(len(toks.ids), plan, [ner._run([w.ids])[0] for w in plan])
-    whole = entities(text, toks, rows, ner.labels, Strategy.SIMPLE, ner.tokenizer.join, ner.tokenizer.unk_id,
-                     decode=Decode.VITERBI, bio=ner.bio)
+    whole = ner.aggregator("simple", "viterbi").entities(text, toks, rows)
     assert [e.to_dict() for e in ner(text, decode="viterbi")] == [e.to_dict() for e in whole]
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from koner.aggregate import STRATEGIES, EntityStream, Strategy, entities
+from koner.aggregate import STRATEGIES, Aggregation, Strategy
+from koner.decode import Decode
 from koner.ner import DEFAULT_MODEL
 from koner.tokens import TextTokenizer, Tokens
 
@@ -53,7 +54,7 @@ def test_fixture_covers_every_strategy_and_real_entities():
 def test_every_strategy_gives_the_pipelines_entities(tok, strategy):
     for case in CASES:
         logits = np.asarray(case["logits"], np.float32)
-        got = entities(case["text"], _tokens(case), logits, LABELS, Strategy(strategy), tok.join, tok.unk_id)
+        got = Aggregation(LABELS, Strategy(strategy), tok.join, tok.unk_id).entities(case["text"], _tokens(case), logits)
         dicts = [e.to_dict() for e in got]
         assert _same(case["expected"][strategy], dicts), (case["text"], strategy, dicts, case["expected"][strategy])
         for e in got:  # offsets index the caller's string
@@ -82,8 +83,9 @@ def test_streamed_pieces_give_the_entities_of_the_whole(tok, strategy):
     toks = Tokens(np.asarray([2] + ids + [3], np.int64), [(0, 0)] + offsets + [(0, 0)],
                   np.asarray([True] + [False] * len(ids) + [True]), ["[CLS]"] + strings + ["[SEP]"])
     rows = np.asarray([o_row] + logits + [o_row], np.float32)
-    whole = entities(text, toks, rows, LABELS, Strategy(strategy), tok.join, tok.unk_id)
-    stream = EntityStream(text, toks, LABELS, Strategy(strategy), tok.join, tok.unk_id)
+    how = Aggregation(LABELS, Strategy(strategy), tok.join, tok.unk_id)
+    whole = how.entities(text, toks, rows)
+    stream = how.stream(text, toks)
     stream.SEGMENT = 7  # look for a cut after every few rows
     got, pos, step = [], 0, 1
     while pos < len(rows):
@@ -94,3 +96,57 @@ def test_streamed_pieces_give_the_entities_of_the_whole(tok, strategy):
     got += stream.close()
     assert [e.to_dict() for e in got] == [e.to_dict() for e in whole]
     assert len(whole) > 30 and early > len(whole) // 2  # most came out before the end: the stream did cut
+
+
+def _dt_text(tok, n_words: int):
+    """`"2023년 " * n` as the model tokenizes it, with every token labelled B-DT / I-DT (no O word anywhere),
+    the shape that made the stream hold every row and rescan them all on each window."""
+    text = "2023년 " * n_words
+    toks = tok.encode(text)
+    b, i = LABELS.index("B-DT"), LABELS.index("I-DT")
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(len(toks.ids), len(LABELS))).astype(np.float32)
+    for t in range(1, len(toks.ids) - 1):
+        start, _ = toks.offsets[t]
+        rows[t, b if text[start:start + 4] == "2023" else i] += 20.0  # every word of the text is one DT entity
+    return text, toks, rows
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_text_without_an_o_word_streams_in_bounded_rows(tok, strategy):
+    text, toks, rows = _dt_text(tok, 3000)
+    how = Aggregation(LABELS, Strategy(strategy), tok.join, tok.unk_id)
+    whole = how.entities(text, toks, rows)
+    assert len(whole) > 1000 and {e.label[-2:] for e in whole} == {"DT"}  # nothing but DT, no O word
+    stream = how.stream(text, toks)
+    got, most = [], 0
+    for pos in range(0, len(rows), 510):  # window-sized pieces, as a long text's windows arrive
+        got += stream.feed(pos, rows[pos:pos + 510])
+        most = max(most, stream.held_rows)
+    got += stream.close()
+    assert [e.to_dict() for e in got] == [e.to_dict() for e in whole]
+    assert most < stream.SEGMENT + 510  # a segment and one window at most, not the whole text
+
+
+@pytest.mark.parametrize("strategy,decode", [(s, "argmax") for s in STRATEGIES] +
+                         [("simple", "viterbi"), ("none", "viterbi")])
+def test_random_scores_stream_to_the_whole_texts_entities(tok, strategy, decode):
+    # rows biased to B-/I- labels of few types with rare O, cut after every few rows: same entities as at once
+    text, toks, _ = _dt_text(tok, 400)
+    rng = np.random.default_rng(11)
+    rows = rng.normal(size=(len(toks.ids), len(LABELS))).astype(np.float32)
+    named = [LABELS.index(lab) for lab in ("B-DT", "I-DT", "B-PS", "I-PS", "O")]
+    rows[:, named] += rng.choice([0.0, 3.0], size=(len(rows), len(named)), p=[0.6, 0.4]).astype(np.float32)
+    how = Aggregation(LABELS, Strategy(strategy), tok.join, tok.unk_id, Decode(decode))
+    whole = how.entities(text, toks, rows)
+    stream = how.stream(text, toks)
+    stream.SEGMENT = 9
+    got, pos, step, most = [], 0, 1, 0
+    while pos < len(rows):
+        got += stream.feed(pos, rows[pos:pos + step])
+        most = max(most, stream.held_rows)
+        pos += step
+        step = step % 13 + 1
+    got += stream.close()
+    assert [e.to_dict() for e in got] == [e.to_dict() for e in whole]
+    assert len(whole) > 100 and most < len(rows) // 4

@@ -39,7 +39,7 @@ def test_a_generator_is_read_lazily():
             pulled.append(i)
             yield SENTENCES[i % len(SENTENCES)]
 
-    batch_size, bound = 4, 2 * 4 + 2  # workers * batch_size ahead, plus the one being returned
+    batch_size, bound = 4, 2 * 4  # README: at most workers * batch_size texts ahead of the one returned
     for k, _ in enumerate(ner.pipe(source(), batch_size=batch_size)):
         assert len(pulled) <= k + 1 + bound, (k, len(pulled))
         if k == 50:
@@ -138,3 +138,48 @@ def test_one_megabyte_streams_in_bounded_memory():
     n_ents, peak_mb = map(int, out.stdout.split())
     print(f"1 MB input: {n_ents} entities, peak RSS {peak_mb} MB")
     assert n_ents > 90_000 and peak_mb < 250  # was 339-442 MB when the whole text was held at once
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_answers_before_a_bad_input_are_yielded_first(ner, workers):
+    texts = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘."]
+    expected = [_key(ner(t)) for t in texts]
+    got = []
+    with pytest.raises(TypeError, match="text 3 is int"):
+        for ents in ner.pipe(texts + [42, "부산"], workers=workers):
+            got.append(_key(ents))
+    assert got == expected
+
+    def failing_source():
+        yield from texts
+        raise OSError("the disk went away")
+
+    got = []
+    with pytest.raises(OSError, match="disk went away"):
+        for ents in ner.pipe(failing_source(), workers=workers, batch_size=2):
+            got.append(_key(ents))
+    assert got == expected
+
+
+def test_a_failing_window_of_a_long_text_names_the_callers_input():
+    ner = NER.load(workers=2)
+    run, calls = ner.session.run, []
+
+    def failing(ids, mask):
+        calls.append(ids.shape[1])
+        if ids.shape[1] == ner.max_length and sum(c == ner.max_length for c in calls) == 3:
+            raise RuntimeError("onnxruntime failed")  # the long text's third window
+        return run(ids, mask)
+
+    ner.session.run = failing
+    long_text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 200
+    texts = SENTENCES[:5] + [long_text] + SENTENCES[:3]
+    got = []
+    with pytest.raises(WorkerError) as err:
+        for ents in ner.pipe(texts, batch_size=2):
+            got.append(ents)
+    assert err.value.index == 5 and "input 5" in str(err.value)
+    assert len(got) == 5
+    with pytest.raises(RuntimeError):  # one text, not a stream: the error itself, not a position
+        calls.clear()
+        ner(long_text)

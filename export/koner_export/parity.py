@@ -241,14 +241,12 @@ def _entity_lists(ckpt, texts: list[str], rt8: NER, rt32: NER, th: dict, strateg
 
 def _decisive_texts(rows: list[dict], encoded: list, lab: "_Labels", rt8: NER, tie_margin: float) -> list[str]:
     """Ids of the texts whose int8 `simple` entities differ from PyTorch's and that hold a decisive flip."""
-    from koner.aggregate import Strategy, entities
-
     decisive_ids = {f["id"] for f in lab.flips if f["pytorch_logit_margin"] >= tie_margin}
     out = []
     for r, toks, ref in zip(rows, encoded, lab.reference):
         if r["id"] not in decisive_ids or not r["text"].strip():
             continue
-        want = entities(r["text"], toks, ref, rt8.labels, Strategy.SIMPLE, rt8.tokenizer.join, rt8.tokenizer.unk_id)
+        want = rt8.aggregator("simple").entities(r["text"], toks, ref)
         got = rt8(r["text"], aggregation="simple")
         if [(e.start, e.end, e.label) for e in want] != [(e.start, e.end, e.label) for e in got]:
             out.append(r["id"])
@@ -257,15 +255,11 @@ def _decisive_texts(rows: list[dict], encoded: list, lab: "_Labels", rt8: NER, t
 
 def _viterbi_lists(rows: list[dict], encoded: list, reference: list, fit_idx: list[int], rt8: NER) -> dict:
     """int8 `simple` entities with Viterbi decoding against PyTorch's logits through the same decoder and grouping."""
-    from koner.aggregate import Strategy, entities
-    from koner.decode import Decode
-
+    viterbi = rt8.aggregator("simple", "viterbi")
     same, refs, gots = 0, [], []
     for k in fit_idx:
         text, toks = rows[k]["text"], encoded[k]
-        ref = [e.to_dict() for e in entities(text, toks, reference[k], rt8.labels, Strategy.SIMPLE,
-                                              rt8.tokenizer.join, rt8.tokenizer.unk_id, decode=Decode.VITERBI,
-                                              bio=rt8.bio)]
+        ref = [e.to_dict() for e in viterbi.entities(text, toks, reference[k])]
         got = [e.to_dict() for e in rt8(text, aggregation="simple", decode="viterbi")]
         same += _same(ref, got, None)
         refs.append(ref)

@@ -73,23 +73,55 @@ def _tag(label: str) -> tuple[str, str]:
     return "I", label
 
 
-def entities(text: str, tokens: Tokens, logits: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
-             join: Join, unk_id: int, base: int = 0, decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None,
-             chosen: Optional[np.ndarray] = None) -> list[Entity]:
-    """The entities of `tokens` from one logits row per token; `base` is the first token's index in the text.
+def check_decode(strategy: Strategy, decode: Decode) -> None:
+    """Refuse a decoder the strategy cannot use: Viterbi chooses token labels, word-level strategies word labels."""
+    if decode is Decode.VITERBI and strategy not in (Strategy.NONE, Strategy.SIMPLE):
+        raise ValueError(f"decode='viterbi' works with aggregation 'none' or 'simple', not {strategy.value!r}: "
+                         "word-level strategies choose labels from word scores")
 
-    `decode` picks each token's label (`none` and `simple` only; Viterbi needs `bio`); `chosen` gives the
-    visible tokens' labels already decided. Scores are always the model's probabilities of those labels.
-    """
-    scores = softmax(logits.astype(np.float32, copy=False))
-    if strategy in (Strategy.NONE, Strategy.SIMPLE):
-        visible = np.flatnonzero(~tokens.special)
-        if chosen is None:
-            chosen = choose(logits[visible], decode, bio)
-        return _token_entities(text, tokens, scores, labels, strategy, join, unk_id, base, visible, chosen)
-    if decode is not Decode.ARGMAX:
-        raise ValueError(f"decode={decode.value!r} works with aggregation 'none' or 'simple', not {strategy.value!r}")
-    return _group(_words(_pieces(text, tokens, scores, unk_id), strategy, labels, join), text, join)
+
+class Aggregation:
+    """How one model's scores become entities: its labels, the strategy, the decoder and the tokenizer's word
+    rules, configured once and used alike by short texts, streamed long texts and Viterbi."""
+
+    def __init__(self, labels: tuple[str, ...], strategy: Strategy, join: Join, unk_id: int,
+                 decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None):
+        check_decode(strategy, decode)
+        self.labels, self.strategy, self.join, self.unk_id, self.decode = labels, strategy, join, unk_id, decode
+        self.token_level = strategy in (Strategy.NONE, Strategy.SIMPLE)
+        self.bio = (bio or BIO(labels)) if decode is Decode.VITERBI else None
+        tags = [_tag(lab) for lab in labels]
+        named = np.array([lab != "O" for lab in labels])
+        # continues[prev, cur]: a group open at `prev` takes `cur` too, so no exact cut lies between them
+        if strategy is Strategy.NONE:  # every token is an entity of its own
+            self.continues = np.zeros((len(labels), len(labels)), bool)
+        elif self.token_level:  # an I- right after a token of its type
+            self.continues = np.array([[bool(named[p] and named[c] and tags[c] == ("I", tags[p][1]))
+                                        for c in range(len(labels))] for p in range(len(labels))])
+        else:  # a word of the same type that is not B-; a run of O words is dropped whole, so cuts inside it are exact
+            self.continues = np.array([[bool(tags[c][1] == tags[p][1] and tags[c][0] != "B" and named[c])
+                                        for c in range(len(labels))] for p in range(len(labels))])
+
+    def entities(self, text: str, tokens: Tokens, logits: np.ndarray, base: int = 0,
+                 chosen: Optional[np.ndarray] = None) -> list[Entity]:
+        """The entities of `tokens` from one logits row per token; `base` is the first token's index in the text.
+
+        `chosen` gives the visible tokens' labels already decided (token-level strategies). Scores are always
+        the model's probabilities of the chosen labels.
+        """
+        scores = softmax(logits.astype(np.float32, copy=False))
+        if self.token_level:
+            visible = np.flatnonzero(~tokens.special)
+            if chosen is None:
+                chosen = choose(logits[visible], self.decode, self.bio)
+            return _token_entities(text, tokens, scores, self.labels, self.strategy, self.join, self.unk_id, base,
+                                   visible, chosen)
+        return _group(_words(_pieces(text, tokens, scores, self.unk_id), self.strategy, self.labels, self.join),
+                      text, self.join)
+
+    def stream(self, text: str, tokens: Tokens) -> "EntityStream":
+        """An EntityStream for one long text whose logits rows arrive in text order."""
+        return EntityStream(self, text, tokens)
 
 
 def _pieces(text: str, tokens: Tokens, scores: np.ndarray, unk_id: int) -> list[Piece]:
@@ -164,16 +196,19 @@ def _words(pieces: list[Piece], strategy: Strategy, labels: tuple[str, ...], joi
             groups.append([p])
     out = []
     for g in groups:
-        word = join([p.word for p in g])
-        if strategy is Strategy.FIRST:
-            sc = g[0].scores
-        elif strategy is Strategy.MAX:
-            sc = max(g, key=lambda p: p.scores.max()).scores
-        else:  # Strategy.AVERAGE
-            sc = np.nanmean(np.stack([p.scores for p in g]), axis=0)
+        sc = word_scores([p.scores for p in g], strategy)
         k = int(sc.argmax())
-        out.append(Labelled(labels[k], sc[k], word, g[0].start, g[-1].end))
+        out.append(Labelled(labels[k], sc[k], join([p.word for p in g]), g[0].start, g[-1].end))
     return out
+
+
+def word_scores(pieces: list[np.ndarray], strategy: Strategy) -> np.ndarray:
+    """A word's label scores from its pieces' softmax rows, by the word strategy (`first`, `average`, `max`)."""
+    if strategy is Strategy.FIRST:
+        return pieces[0]
+    if strategy is Strategy.MAX:
+        return max(pieces, key=lambda sc: sc.max())
+    return np.nanmean(np.stack(pieces), axis=0)  # Strategy.AVERAGE
 
 
 def _group(items: list[Labelled], text: str, join: Join) -> list[Entity]:
@@ -189,40 +224,57 @@ def _group(items: list[Labelled], text: str, join: Join) -> list[Entity]:
 
 
 class EntityStream:
-    """The entities of one long text from its logits rows as they come, holding only a few thousand rows."""
+    """The entities of one long text from its logits rows as they come, holding only a few thousand rows.
 
-    SEGMENT = 2048  # rows gathered before looking for a cut
+    Each row is looked at once, when it arrives: its label (token-level strategies: its argmax or its settled
+    Viterbi label; word-level: its word's label, once the word is complete) says whether a new group starts
+    there. Once `SEGMENT` rows are held the rows before the latest such start are grouped on their own, which
+    gives exactly the whole text's entities; so time is linear in the text and the rows held are bounded by
+    a segment plus the longest entity.
+    """
 
-    def __init__(self, text: str, tokens: Tokens, labels: tuple[str, ...], strategy: Strategy, join: Join,
-                 unk_id: int, decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None):
-        self.text, self.tokens, self.labels, self.strategy = text, tokens, labels, strategy
-        self.join, self.unk_id = join, unk_id
-        self.o = labels.index("O") if "O" in labels else -1
+    SEGMENT = 2048  # rows gathered before cutting
+
+    def __init__(self, how: Aggregation, text: str, tokens: Tokens):
+        self.how, self.text, self.tokens = how, text, tokens
         self.first = 0  # index of the first held row's token
         self.held: list[np.ndarray] = []
         self.n_held = 0
-        # Viterbi: the labels of held visible rows decided so far (every surviving path agrees on them)
-        self.viterbi = ViterbiStream(bio) if decode is Decode.VITERBI else None
+        self.cut = 0  # the latest held position where a new group starts (0: none found yet)
+        self.viterbi = ViterbiStream(how.bio) if how.decode is Decode.VITERBI else None
+        # token-level: held positions of the visible rows and their labels decided so far
+        self.visible: list[int] = []
         self.decided: list[int] = []
+        self.checked = 0  # decided labels already looked at
+        # word-level: held positions where words start, their pieces' scores and labels of complete words
+        self.starts: list[int] = []
+        self.pieces: list[np.ndarray] = []  # softmax rows of the visible held rows, from the first word start on
+        self.word_at: list[int] = []  # index into `pieces` of each word's first piece
+        self.words: list[int] = []
+        self.seen_word = False  # a word start was seen in the text (its first visible token starts a word)
+
+    @property
+    def held_rows(self) -> int:
+        """Rows held now, waiting for a cut."""
+        return self.n_held
 
     def feed(self, first: int, rows: np.ndarray) -> list[Entity]:
         """Take the rows of tokens first, first+1, ...; returns the entities that can no longer change."""
         assert first == self.first + self.n_held, "rows must arrive in text order"
+        at = self.n_held
         self.held.append(rows)
         self.n_held += len(rows)
-        if self.viterbi is not None:
-            visible = ~self.tokens.special[first:first + len(rows)]
-            self.decided += self.viterbi.feed(rows[visible]).tolist()
-        if self.n_held < self.SEGMENT or self.o < 0:
+        visible = np.flatnonzero(~self.tokens.special[first:first + len(rows)])
+        if self.how.token_level:
+            self.visible += (visible + at).tolist()
+            lab = self.viterbi.feed(rows[visible]) if self.viterbi is not None else rows[visible].argmax(-1)
+            self.decided += lab.tolist()
+            self._scan_tokens()
+        else:
+            self._scan_words(rows, visible, at)
+        if self.n_held < self.SEGMENT or self.cut <= 0:
             return []
-        rows_all = np.concatenate(self.held)
-        cut = self._cut(rows_all) if self.viterbi is None else self._viterbi_cut()
-        if cut is None:
-            self.held = [rows_all]
-            return []
-        out = self._entities(rows_all[:cut])
-        self.held, self.n_held, self.first = [rows_all[cut:]], len(rows_all) - cut, self.first + cut
-        return out
+        return self._emit(self.cut)
 
     def close(self) -> list[Entity]:
         """The entities of the rows still held (call after the last rows)."""
@@ -230,42 +282,66 @@ class EntityStream:
             return []
         if self.viterbi is not None:
             self.decided += self.viterbi.close().tolist()
-        out = self._entities(np.concatenate(self.held))
+        rows = np.concatenate(self.held)
+        out = self._entities(rows, self._chosen(len(self.decided)))
         self.held, self.n_held = [], 0
         return out
 
-    def _entities(self, rows: np.ndarray) -> list[Entity]:
+    def _scan_tokens(self) -> None:
+        """Look at the labels decided since the last scan for tokens that start a new group."""
+        cont, dec = self.how.continues, self.decided
+        for k in range(max(1, self.checked), len(dec)):
+            if not cont[dec[k - 1], dec[k]]:
+                self.cut = self.visible[k]
+        self.checked = len(dec)
+
+    def _scan_words(self, rows: np.ndarray, visible: np.ndarray, at: int) -> None:
+        """Note new word starts; label each word once the next one starts, and cut where a new group starts."""
+        toks, unk, how = self.tokens, self.how.unk_id, self.how
+        scores = softmax(rows[visible].astype(np.float32, copy=False)) if len(visible) else rows[:0]
+        for j, v in enumerate(visible.tolist()):
+            idx = self.first + at + v
+            if not self.seen_word or not _is_subword(toks, idx, unk):
+                if self.seen_word and self.starts:  # the word before this one is complete
+                    self._label_word(len(self.starts) - 1)
+                self.starts.append(at + v)
+                self.word_at.append(len(self.pieces))
+                self.seen_word = True
+            if self.starts:
+                self.pieces.append(scores[j])
+
+    def _label_word(self, w: int) -> None:
+        """Label complete word `w` (an index into `starts`) and note a cut before it if it starts a group."""
+        lo = self.word_at[w]
+        hi = self.word_at[w + 1] if w + 1 < len(self.starts) else len(self.pieces)
+        k = int(word_scores(self.pieces[lo:hi], self.how.strategy).argmax())
+        self.words.append(k)
+        if w > 0 and not self.how.continues[self.words[w - 1], k]:
+            self.cut = self.starts[w]
+
+    def _emit(self, cut: int) -> list[Entity]:
+        """Group the rows before held position `cut` (where a new group starts) and keep the rest."""
+        rows = np.concatenate(self.held)
+        n_vis = int((~self.tokens.special[self.first:self.first + cut]).sum())
+        out = self._entities(rows[:cut], self._chosen(n_vis))
+        self.held, self.n_held, self.first = [rows[cut:]], len(rows) - cut, self.first + cut
+        self.cut = 0
+        if self.how.token_level:
+            self.visible = [p - cut for p in self.visible[n_vis:]]
+            self.decided, self.checked = self.decided[n_vis:], max(0, self.checked - n_vis)
+        else:
+            w = self.starts.index(cut)
+            drop = self.word_at[w]
+            self.starts = [p - cut for p in self.starts[w:]]
+            self.word_at = [i - drop for i in self.word_at[w:]]
+            self.pieces, self.words = self.pieces[drop:], self.words[w:]
+        return out
+
+    def _chosen(self, n_visible: int) -> Optional[np.ndarray]:
+        if not self.how.token_level:
+            return None
+        return np.asarray(self.decided[:n_visible], np.int64)
+
+    def _entities(self, rows: np.ndarray, chosen: Optional[np.ndarray]) -> list[Entity]:
         toks = self.tokens.slice(self.first, self.first + len(rows))
-        chosen = None
-        if self.viterbi is not None:
-            n_visible = int((~toks.special).sum())
-            chosen, self.decided = np.asarray(self.decided[:n_visible], np.int64), self.decided[n_visible:]
-        return entities(self.text, toks, rows, self.labels, self.strategy, self.join, self.unk_id, base=self.first,
-                        chosen=chosen)
-
-    def _viterbi_cut(self) -> Optional[int]:
-        """The last held position whose (decided) Viterbi label is O, past the first row, or None."""
-        special = self.tokens.special[self.first:self.first + self.n_held]
-        visible_at = np.flatnonzero(~special)[:len(self.decided)]  # held positions of the decided rows
-        for k in range(len(visible_at) - 1, 0, -1):
-            if self.decided[k] == self.o:
-                return int(visible_at[k])
-        return None
-
-    def _cut(self, rows: np.ndarray) -> Optional[int]:
-        """The last held position where a whole word starts that every token of is labelled O, or None.
-
-        No group continues across such a word under any strategy (an O word closes groups and is dropped),
-        so the rows before it can be grouped on their own. The word must end inside the held rows.
-        """
-        is_o = rows.argmax(-1) == self.o
-        toks = self.tokens
-        starts = []  # held positions that start a word (not special, not a subword)
-        for i in range(1, len(rows)):
-            idx = self.first + i
-            if not toks.special[idx] and not _is_subword(toks, idx, self.unk_id):
-                starts.append(i)
-        for a, b in zip(reversed(starts[:-1]), reversed(starts[1:])):
-            if is_o[a:b].all():
-                return a
-        return None
+        return self.how.entities(self.text, toks, rows, base=self.first, chosen=chosen)

@@ -23,6 +23,9 @@ class Decode(Choice):
     VITERBI = "viterbi"
 
 
+DECODES = tuple(d.value for d in Decode)
+
+
 class BIO:
     """The BIO transition rules of a label list, laid out for a fast dynamic program.
 
@@ -43,7 +46,9 @@ class BIO:
         self.inside = np.array(inside, dtype=np.int64)
         self.is_inside = np.zeros(self.n, bool)
         self.is_inside[self.inside] = True
-        self.type_of = np.array([hash(lab[2:]) if lab[:2] in ("B-", "I-") else -i - 1
+        # each label's type number: B-X and I-X share X's; any other label is a type of its own
+        types: dict[str, int] = {}
+        self.type_of = np.array([types.setdefault(lab[2:] if lab[:2] in ("B-", "I-") else f"\0{i}", len(types))
                                  for i, lab in enumerate(labels)], dtype=np.int64)
 
     def valid(self, ids: np.ndarray) -> bool:

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 
 from . import windows as win
-from .aggregate import EntityStream, Strategy, entities
+from .aggregate import Aggregation, Strategy
 from .choices import check_positive
 from .decode import BIO, Decode
 from .entity import Entity
-from .errors import LabelMismatchError, ModelNotFoundError, VocabularyMismatchError
+from .errors import LabelMismatchError, ModelNotFoundError, VocabularyMismatchError, WorkerError
 from .manifest import read_manifest
 from .mask import Masked, Style, check_style, mask as mask_text
 from .session import ModelSession, SessionOptions, default_workers
@@ -24,13 +23,6 @@ from .workers import ordered_map
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 Labels = Union[None, str, Iterable[str]]  # entity types to keep: "PS,LC" or ["PS", "LC"]
 Merge = Union[bool, str, Iterable[str]]  # True: the measured default types; or the types to merge
-
-
-class How(NamedTuple):
-    """How one call turns scores into entities."""
-
-    strategy: Strategy
-    decode: Decode
 
 
 class NER:
@@ -50,14 +42,15 @@ class NER:
         self.labels = self.manifest.labels
         self.entity_types = entity_types(self.labels)
         self.bio = BIO(self.labels)
-        self._how(None, None)  # a word-level aggregation with Viterbi is refused now, not at the first call
+        self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase)
+        self._aggregations: dict[tuple[Strategy, Decode], Aggregation] = {}
+        self.aggregator()  # a word-level aggregation with Viterbi is refused now, not at the first call
         self.spans = span_options(self.entity_types, labels, merge, merge_across)
         self.max_length = self.manifest.max_length
         width = self.max_length - 2
         if not isinstance(overlap, int) or not 0 <= overlap <= width // 2:
             raise ValueError(f"overlap must be an integer from 0 to {width // 2} tokens, not {overlap!r}")
         self.overlap = overlap
-        self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase)
         own_file = model_file in (None, self.manifest.model_file)
         quantized = self.manifest.quantized if own_file else None  # None: look in the file
         prefused = own_file and self.manifest.prefused
@@ -131,7 +124,7 @@ class NER:
 
         `tokens`: `tokenize(text)`, when the caller has it already.
         """
-        how, spans = self._how(aggregation, decode), self._spans(labels, merge)
+        how, spans = self.aggregator(aggregation, decode), self._spans(labels, merge)
         if not _check_text(text):
             return iter(())
         return refine(self._text_entities(text, self.tokenize(text) if tokens is None else tokens, how,
@@ -149,15 +142,19 @@ class NER:
             raise TypeError("pipe() takes an iterable of strings; call the model itself on a single string")
         batch_size = check_positive("batch_size", batch_size)
         workers = self.workers if workers is None else _check_workers(workers)
-        how, spans = self._how(aggregation, decode), self._spans(labels, merge)
+        how, spans = self.aggregator(aggregation, decode), self._spans(labels, merge)
         # int8: one text a job (its windows run one per call anyway); float: `batch_size` texts a job, padded
         chunk = 1 if self._rows_alone else batch_size
         if isinstance(texts, (list, tuple)):  # no more threads than jobs
             workers = min(workers, max(1, -(-len(texts) // chunk)))
-        jobs = _chunks((_checked(i, t) for i, t in enumerate(texts)), chunk)
-        ahead = max(1, workers * batch_size // chunk)
-        for result in ordered_map(lambda job: self._job(job, how, spans), jobs, workers, ahead):
-            yield from result
+        # texts held beyond the one being returned: the rest of its job and `ahead` jobs <= workers * batch_size
+        ahead = max(1, (workers * batch_size - chunk + 1) // chunk)
+        try:
+            for result in ordered_map(lambda job: self._job(job, how, spans), _jobs(texts, chunk), workers, ahead):
+                yield from result
+        except _JobFailed as failed:  # the texts of its job before the one at fault were answered: theirs first
+            yield from failed.done
+            raise failed.error from failed.error.__cause__
 
     def batch(self, texts: Iterable[str], batch_size: int = 16, *, aggregation: Optional[str] = None,
               labels: Labels = None, merge: Optional[Merge] = None, decode: Optional[str] = None,
@@ -170,13 +167,15 @@ class NER:
 
     # ------------------------------------------------------------------ stages
 
-    def _how(self, aggregation: Optional[str], decode: Optional[str]) -> How:
-        how = How(self.aggregation if aggregation is None else Strategy.parse(aggregation),
-                  self.decode if decode is None else Decode.parse(decode))
-        if how.decode is Decode.VITERBI and how.strategy not in (Strategy.NONE, Strategy.SIMPLE):
-            raise ValueError(f"decode='viterbi' works with aggregation 'none' or 'simple', not "
-                             f"{how.strategy.value!r}: word-level strategies choose labels from word scores")
-        return how
+    def aggregator(self, aggregation: Optional[str] = None, decode: Optional[str] = None) -> Aggregation:
+        """How this model's scores become entities with these options (None: the ones it was loaded with)."""
+        key = (self.aggregation if aggregation is None else Strategy.parse(aggregation),
+               self.decode if decode is None else Decode.parse(decode))
+        found = self._aggregations.get(key)
+        if found is None:
+            found = self._aggregations[key] = Aggregation(self.labels, key[0], self.tokenizer.join,
+                                                          self.tokenizer.unk_id, key[1], self.bio)
+        return found
 
     def _spans(self, labels: Labels, merge: Optional[Merge]) -> SpanOptions:
         if labels is None and merge is None:
@@ -184,8 +183,25 @@ class NER:
         return span_options(self.entity_types, self.spans.keep if labels is None else labels,
                             self.spans.merge if merge is None else merge, self.spans.across)
 
-    def _job(self, texts: list[str], how: How, spans: SpanOptions) -> list[list[Entity]]:
-        """The entities of a few texts, on one worker thread."""
+    def _job(self, job: list[tuple[int, str]], how: Aggregation, spans: SpanOptions) -> list[list[Entity]]:
+        """The entities of a few (input position, text) pairs, on one worker thread; a failure names its input."""
+        try:
+            return self._answer([t for _, t in job], how, spans)
+        except Exception as exc:
+            if len(job) == 1:
+                raise WorkerError(job[0][0], exc) from exc
+        out: list[list[Entity]] = []  # a padded batch failed: one text at a time finds the input at fault
+        for pos, text in job:
+            try:
+                out += self._answer([text], how, spans)
+            except Exception as exc:
+                error = WorkerError(pos, exc)
+                error.__cause__ = exc
+                raise _JobFailed(out, error) from None
+        return out
+
+    def _answer(self, texts: list[str], how: Aggregation, spans: SpanOptions) -> list[list[Entity]]:
+        """The entities of a few texts, short ones in one padded batch (float) or one call each (int8)."""
         live = [i for i, t in enumerate(texts) if t.strip()]
         results: list[list[Entity]] = [[] for _ in texts]
         if not live:
@@ -199,21 +215,17 @@ class NER:
         if short:
             logits = self._run([t.ids for _, t in short])
             for (i, t), lg in zip(short, logits):
-                results[i] = list(refine(entities(texts[i], t, lg, self.labels, how.strategy, self.tokenizer.join,
-                                                  self.tokenizer.unk_id, decode=how.decode, bio=self.bio),
-                                         texts[i], spans))
+                results[i] = list(refine(how.entities(texts[i], t, lg), texts[i], spans))
         return results
 
-    def _text_entities(self, text: str, tokens: Tokens, how: How, workers: int) -> Iterator[Entity]:
+    def _text_entities(self, text: str, tokens: Tokens, how: Aggregation, workers: int) -> Iterator[Entity]:
         """One text's entities; a text longer than the model is run window by window in bounded memory."""
         if len(tokens.ids) <= self.max_length:
-            yield from entities(text, tokens, self._run([tokens.ids])[0], self.labels, how.strategy,
-                                self.tokenizer.join, self.tokenizer.unk_id, decode=how.decode, bio=self.bio)
+            yield from how.entities(text, tokens, self._run([tokens.ids])[0])
             return
         plan = win.iter_plan(tokens, self.max_length, self.overlap)
         stitcher = win.Stitcher(len(tokens.ids))
-        stream = EntityStream(text, tokens, self.labels, how.strategy, self.tokenizer.join, self.tokenizer.unk_id,
-                              how.decode, self.bio)
+        stream = how.stream(text, tokens)
         runs = ordered_map(lambda w: (w, self._run([w.ids])[0]), plan, workers, ahead=2 * workers)
         for w, lg in runs:
             done = stitcher.add(w, lg)
@@ -223,27 +235,43 @@ class NER:
         yield from stream.close()
 
     def _run(self, ids: list[np.ndarray]) -> list[np.ndarray]:
-        """Logits of each id sequence: one call each for int8, length-sorted padded batches for float."""
+        """Logits of each id sequence: one call each for int8, one padded batch for float."""
         if self._rows_alone or len(ids) == 1:
             return [self.session.run(x[None, :], np.ones((1, len(x)), np.int64))[0] for x in ids]
-        out: list[Optional[np.ndarray]] = [None] * len(ids)
-        order = sorted(range(len(ids)), key=lambda k: len(ids[k]))
-        n = len(ids[order[-1]])
+        n = max(len(x) for x in ids)
         batch = np.zeros((len(ids), n), dtype=np.int64)
         mask = np.zeros((len(ids), n), dtype=np.int64)
-        for r, k in enumerate(order):
-            batch[r, :len(ids[k])] = ids[k]
-            mask[r, :len(ids[k])] = 1
+        for r, x in enumerate(ids):
+            batch[r, :len(x)] = x
+            mask[r, :len(x)] = 1
         lg = self.session.run(batch, mask)
-        for r, k in enumerate(order):
-            out[k] = lg[r, :len(ids[k])]
-        return out  # type: ignore[return-value]
+        return [lg[r, :len(x)] for r, x in enumerate(ids)]
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+class _JobFailed(Exception):
+    """A job of several texts failed at one of them: the answers of those before it, and the error."""
+
+    def __init__(self, done: list[list[Entity]], error: WorkerError):
+        super().__init__(str(error))
+        self.done, self.error = done, error
+
+
+def _jobs(texts: Iterable[object], size: int) -> Iterator[list[tuple[int, str]]]:
+    """(input position, text) pairs in jobs of `size`; when the input fails (a non-str, or the iterable raises),
+    the texts before it still come out as a last, shorter job, then the error is raised."""
+    job: list[tuple[int, str]] = []
+    try:
+        for i, text in enumerate(texts):
+            job.append((i, _checked(i, text)))
+            if len(job) == size:
+                yield job
+                job = []
+    except Exception:
+        if job:
+            yield job
+        raise
+    if job:
+        yield job
 
 
 def _checked(index: int, text: object) -> str:

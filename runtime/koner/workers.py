@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
-
-from .errors import WorkerError
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -20,40 +18,35 @@ R = TypeVar("R")
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[R]:
     """`fn(item)` for each item, computed by `workers` threads, yielded in input order.
 
-    An exception in `fn` is raised here as WorkerError naming the item's position (the original is its
-    cause); closing the generator or an interrupt cancels what has not started.
+    An exception in `fn` is raised here, unchanged, when its item's turn comes; an exception from `items`
+    itself is raised after every result of the items before it. Closing the generator or an interrupt
+    cancels what has not started. The caller names the failing input: only it knows what an item stands for.
     """
     if workers <= 1:
-        for i, item in enumerate(items):
-            yield _call(fn, item, i)
+        for item in items:
+            yield fn(item)
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="koner")
-    pending: deque[tuple[int, Future]] = deque()
+    pending: deque[Future] = deque()
     it = iter(items)
-    n = 0
+    failed: Optional[BaseException] = None  # the input's own error, raised once what came before is out
     try:
         while True:
-            while len(pending) <= ahead:
+            while failed is None and len(pending) <= ahead:
                 try:
                     item = next(it)
                 except StopIteration:
                     break
-                pending.append((n, pool.submit(_call, fn, item, n)))
-                n += 1
+                except Exception as exc:
+                    failed = exc
+                    break
+                pending.append(pool.submit(fn, item))
             if not pending:
+                if failed is not None:
+                    raise failed
                 return
-            _, fut = pending.popleft()
-            yield fut.result()
+            yield pending.popleft().result()
     finally:
-        for _, fut in pending:
+        for fut in pending:
             fut.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _call(fn: Callable[[T], R], item: T, index: int) -> R:
-    try:
-        return fn(item)
-    except (KeyboardInterrupt, SystemExit, WorkerError):
-        raise
-    except Exception as exc:
-        raise WorkerError(index, exc) from exc
