@@ -3,6 +3,8 @@ koner_export (the `[export]` extra), and are stubs that print the install hint w
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from typing import NoReturn, Optional
 
@@ -49,14 +51,30 @@ def _missing_extra() -> int:
     return exitcodes.USAGE
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C, so every output under a temporary name is removed."""
+
+
+def _terminate(signum, frame) -> NoReturn:
+    raise Terminated()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of the `koner` command; returns its exit code."""
     args = build_parser().parse_args(argv)
+    if args.verb != "serve":  # `koner serve` drains its requests on SIGTERM itself
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except KonerError as exc:
         print(f"koner: {exc}", file=sys.stderr)
         return exitcodes.USAGE
+    except BrokenPipeError:  # the reader went away (`| head -1`): stop quietly, nothing more to write
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.OK
+    except Terminated:
+        print("koner: terminated", file=sys.stderr)
+        return exitcodes.TERMINATED
     except KeyboardInterrupt:
         print("koner: interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED

@@ -7,21 +7,22 @@ renamed at the end: a file with the final name is always complete.
 """
 from __future__ import annotations
 
-import json
-import os
+import contextlib
 import secrets
 import sys
-import tempfile
-import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional
 
-from . import exitcodes
+from . import atomic, exitcodes, jsonl
 from .aggregate import STRATEGIES
+from .decode import DECODES
 from .entity import Entity
+from .errors import OutputError
 from .mask import STYLES, mask
 from .ner import NER
+from .progress import Progress
 from .spans import MERGE_TAGS
 from .tokens import LONG_TEXT_CHARS, encodable
 
@@ -61,7 +62,7 @@ def _common(p) -> None:
                    help="texts run at once on threads sharing the model (default: usable CPUs / threads)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="texts read ahead per worker (16)")
     p.add_argument("--labels", help="only these entity types, e.g. PS,LC,OG")
-    p.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax",
+    p.add_argument("--decode", choices=DECODES, default="argmax",
                    help="argmax (the transformers pipeline's labels) or viterbi (valid BIO; higher F1; "
                         "aggregation none or simple)")
     p.add_argument("--merge", action="store_true",
@@ -91,9 +92,9 @@ def read_items(stream: Iterable[str], jsonl: bool) -> Iterator[Item]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Item(n, error=f"not valid JSON ({exc.msg})")
+            obj = jsonl.loads(line)
+        except jsonl.JsonLineError as exc:
+            yield Item(n, error=str(exc))
             continue
         if not isinstance(obj, dict) or "text" not in obj:
             yield Item(n, error="no 'text' field")
@@ -124,14 +125,9 @@ class Writer:
         key: dict = {"id": item.ident} if self.jsonl_input else {"line": item.line}
         if self.with_text and not self.jsonl_input:
             key["text"] = text
-        head = json.dumps(key, ensure_ascii=False)
-        # undecodable input bytes (lone surrogates) are written as \udcXX escapes: lossless
-        ascii_only = encodable(head) is not head or encodable(text) is not text
-        if ascii_only:
-            head = json.dumps(key)
-        self.out.write(head[:-1] + ', "entities": [')
+        self.out.write(jsonl.dumps(key)[:-1] + ', "entities": [')  # entities follow as they are found
         for e in ents:
-            self.out.write((", " if n else "") + json.dumps(e.to_dict(extended=True), ensure_ascii=ascii_only))
+            self.out.write((", " if n else "") + jsonl.dumps(e.to_dict(extended=True)))
             n += 1
         self.out.write("]}\n")
         return n
@@ -153,76 +149,60 @@ class MaskWriter:
         rec: dict = {"id": item.ident} if self.jsonl_input else {"line": item.line}
         rec["text"] = masked.text
         rec["replacements"] = [r.to_dict() for r in masked.replacements]
-        line = json.dumps(rec, ensure_ascii=False)
-        self.out.write((line if encodable(line) is line else json.dumps(rec)) + "\n")
+        self.out.write(jsonl.dumps(rec) + "\n")
         return len(masked.replacements)
 
 
-class Progress:
-    """A progress line on stderr, redrawn at most twice a second."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.start, self.last = enabled, time.perf_counter(), 0.0
-        self.texts = self.entities = 0
-
-    def add(self, entities: int) -> None:
-        """Count one answered text."""
-        self.texts += 1
-        self.entities += entities
-        now = time.perf_counter()
-        if self.enabled and now - self.last >= 0.5:
-            self.last = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        el = now - self.start
-        rate = self.texts / el if el > 0 else 0.0
-        sys.stderr.write(f"\rkoner: {self.texts:,} texts, {rate:,.0f} texts/s, {self.entities:,} entities, "
-                         f"{el:,.1f} s ")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        """Draw the final figures and end the line."""
-        if self.enabled:
-            self._draw(time.perf_counter())
-            sys.stderr.write("\n")
-
-
 def run_ner(args) -> int:
-    """Run the `ner` verb; returns the exit code (1 when some input lines failed)."""
+    """Run the `ner` or `mask` verb; returns the exit code (1 when some input lines failed).
+
+    The input and the output are checked before the model loads: a bad path costs no inference.
+    """
     if args.text is not None and args.input:
         print("koner: give a text or --input FILE, not both", file=sys.stderr)
         return exitcodes.USAGE
+    with contextlib.ExitStack() as stack:
+        try:
+            source = stack.enter_context(_source(args))
+            if args.output:
+                atomic.check_file(Path(args.output), "--output")
+        except OutputError as exc:
+            print(f"koner: {exc}", file=sys.stderr)
+            return exitcodes.USAGE
+        try:
+            ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation,
+                           labels=args.labels, merge=args.merge, decode=args.decode)
+        except ValueError as exc:  # an unknown entity type in --labels, viterbi with a word-level aggregation
+            print(f"koner: {exc}", file=sys.stderr)
+            return exitcodes.USAGE
+        if not args.output:
+            return _run(args, ner, source, sys.stdout, sys.stdout.isatty())
+        # surrogateescape: undecodable input bytes (lone surrogates) in a table or masked text go back as bytes
+        out = atomic.output_text(Path(args.output), errors="surrogateescape")
+        with out as f:
+            return _run(args, ner, source, f, False)  # every line answered or reported: the file is complete
+
+
+@contextlib.contextmanager
+def _source(args) -> Iterator[Optional[IO[str]]]:
+    """The input lines: --input FILE, stdin, or None for a text argument."""
+    if args.text is not None:
+        yield None
+        return
+    if not args.input:
+        if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 reach the model as lone surrogates
+            sys.stdin.reconfigure(errors="surrogateescape")
+        yield sys.stdin
+        return
     try:
-        ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation,
-                       labels=args.labels, merge=args.merge, decode=args.decode)
-    except ValueError as exc:  # an unknown entity type in --labels, viterbi with a word-level aggregation
-        print(f"koner: {exc}", file=sys.stderr)
-        return exitcodes.USAGE
-    if args.output:
-        return _to_file(args, ner)
-    return _run(args, ner, sys.stdout, sys.stdout.isatty())
+        f = open(args.input, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise OutputError(f"{args.input}: cannot read it ({exc.strerror})") from None
+    with f:
+        yield f
 
 
-def _to_file(args, ner: NER) -> int:
-    final = os.path.abspath(args.output)
-    folder = os.path.dirname(final)
-    if not os.path.isdir(folder):
-        print(f"koner: {folder}: no such folder for --output", file=sys.stderr)
-        return exitcodes.USAGE
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
-            code = _run(args, ner, out, False)
-        if code in (exitcodes.OK, exitcodes.FAILED):  # every line was answered or reported
-            os.replace(tmp, final)
-        return code
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _run(args, ner: NER, out: IO[str], terminal: bool) -> int:
+def _run(args, ner: NER, source: Optional[IO[str]], out: IO[str], terminal: bool) -> int:
     """Answer the text argument or every input line on `out`; returns the exit code."""
     if args.masking:
         jsonl_out = args.format == "jsonl" or (args.format == "auto" and args.jsonl)
@@ -230,33 +210,15 @@ def _run(args, ner: NER, out: IO[str], terminal: bool) -> int:
     else:
         table = args.format == "table" or (args.format == "auto" and terminal)
         writer = Writer(out, table, args.jsonl, with_text=not args.no_text)
-    if args.text is not None:
+    if source is None:
         writer.write(Item(1, text=args.text), ner.iter_entities(args.text))
         out.flush()
         return exitcodes.OK
-    if args.input:
-        try:
-            source: IO[str] = open(args.input, encoding="utf-8", errors="surrogateescape")
-        except OSError as exc:
-            print(f"koner: {args.input}: cannot read it ({exc.strerror})", file=sys.stderr)
-            return exitcodes.USAGE
-    else:
-        source = sys.stdin
-        if hasattr(source, "reconfigure"):  # bytes that are not UTF-8 reach the model as lone surrogates
-            source.reconfigure(errors="surrogateescape")
     interactive = source.isatty()
     progress = Progress(args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()
                                                    and not (terminal and interactive)))
-    try:
-        with source:
-            failed = _answer(read_items(source, args.jsonl), ner, writer, progress, args,
-                             interactive=interactive)
-        progress.done()
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head -1`): stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return exitcodes.OK
+    failed = _answer(read_items(source, args.jsonl), ner, writer, progress, args, interactive=interactive)
+    progress.done()
     if failed:
         print(f"koner: {failed} input line(s) failed", file=sys.stderr)
         return exitcodes.FAILED
@@ -286,7 +248,7 @@ def _answer(items: Iterator[Item], ner: NER, writer, progress: Progress, args, i
             writer.out.flush()
             print(f"koner: {args.input or 'stdin'} line {item.line}: {item.error}; line skipped", file=sys.stderr)
             return
-        progress.add(writer.write(item, ents))
+        progress.add(entities=writer.write(item, ents))
 
     while True:
         for ents in ner.pipe(shorts(), batch_size=batch, workers=workers):

@@ -38,6 +38,10 @@ class VocabularyMismatchError(ModelFileError):
     """The tokenizer can produce ids beyond the model's embedding table."""
 
 
+class OutputError(KonerError, ValueError):
+    """An output file or folder cannot be written where it was asked for; the message says why."""
+
+
 class WorkerError(KonerError):
     """Processing the input at `index` failed; the original exception is `__cause__`."""
 

@@ -22,10 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..aggregate import STRATEGIES, Strategy
+from .. import jsonl
+from ..aggregate import STRATEGIES, Strategy, check_decode
 from ..decode import Decode
 from ..ner import NER
-from .gate import ClientGone, Gate, Overloaded, TimedOut
+from .gate import ClientGone, Gate, Overloaded, Stopped, TimedOut
 from .metrics import CONTENT_TYPE, Metrics
 
 access_log = logging.getLogger("koner.access")
@@ -64,8 +65,9 @@ class Service:
 
     def __init__(self, load: Callable[[], NER], settings: Settings):
         self.settings = settings
-        self.gate = Gate(settings.workers, settings.max_queue)
         self.metrics = Metrics(lambda: self.gate.queued, lambda: self.gate.in_flight)
+        self.gate = Gate(settings.workers, settings.max_queue,
+                         on_cancel=lambda stage: self.metrics.cancelled.labels(stage).inc())
         self.ner: Optional[NER] = None
         self.load_error: Optional[str] = None
         self._load = load
@@ -97,13 +99,13 @@ class Service:
             out, tokens = [], 0
             for text in texts:
                 if cancel.is_set():
-                    break
+                    raise Stopped()
                 toks = ner.tokenize(text)
                 tokens += len(toks.ids) - 2
                 ents = []
                 for e in ner.iter_entities(text, aggregation=aggregation, decode=decode, workers=1, tokens=toks):
                     if cancel.is_set():
-                        break
+                        raise Stopped()
                     ents.append({**e.to_dict(), "text": e.text})
                 out.append(ents)
             return out, tokens
@@ -151,9 +153,9 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
                 raise ApiError(413, "body_too_large", f"the body is over the limit of {settings.max_body_bytes:,} "
                                                       "bytes (--max-body-bytes)")
         try:
-            return json.loads(bytes(body))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, "invalid_json", f"the body is not valid JSON ({exc})") from None
+            return jsonl.loads(bytes(body))
+        except jsonl.JsonLineError as exc:
+            raise ApiError(400, "invalid_json", f"the body is {exc}") from None
 
     def texts_of(value: object, field: str) -> tuple[list[str], bool]:
         """The texts of a request and whether it sent a single string."""
@@ -178,10 +180,9 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
             return None
         try:
             decode = Decode.parse(value)  # type: ignore[arg-type]
-        except ValueError:
-            raise ApiError(422, "invalid_decode", f"decode must be 'argmax' or 'viterbi', not {value!r}") from None
-        if decode is Decode.VITERBI and strategy not in (Strategy.NONE, Strategy.SIMPLE):
-            raise ApiError(422, "invalid_decode", "decode 'viterbi' works with aggregation 'none' or 'simple'")
+            check_decode(strategy, decode)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_decode", str(exc)) from None
         return decode
 
     def strategy_of(value: object) -> Strategy:

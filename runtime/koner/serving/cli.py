@@ -17,8 +17,10 @@ def register(sub) -> None:
     """Add the `serve` verb to the `koner` command's sub-parsers."""
     from ..aggregate import STRATEGIES
     from ..cli_args import checked, positive_int
+    from ..decode import DECODES
 
     non_negative = checked(int, lambda n: n >= 0, "an integer of 0 or more")
+    port = checked(int, lambda n: 0 <= n <= 65535, "a port number from 0 to 65535")
     seconds = checked(float, lambda x: x > 0, "a number of seconds above 0")
 
     p = sub.add_parser("serve", help="an HTTP NER service (uvicorn + Starlette)  [serve extra]",
@@ -26,7 +28,7 @@ def register(sub) -> None:
                                    "GET /healthz, /readyz, /metrics.")
     p.add_argument("--model", help="model folder (default: the bundled stand-in)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed at start)")
+    p.add_argument("--port", type=port, default=8080, help="port (default 8080; 0: any free port, printed at start)")
     p.add_argument("--workers", type=positive_int, help="inference slots (default: usable CPUs / --threads)")
     p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads per slot (default 1)")
     p.add_argument("--max-queue", type=non_negative, default=64,
@@ -39,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--api-key-file", help="file holding the API key (or set KONER_API_KEY); every route but "
                                           "/healthz then needs 'Authorization: Bearer <key>'")
     p.add_argument("--aggregation", default="simple", choices=STRATEGIES, help="default aggregation (simple)")
-    p.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax",
+    p.add_argument("--decode", choices=DECODES, default="argmax",
                    help="default decoding (argmax: the transformers pipeline's labels; viterbi: valid BIO)")
     p.add_argument("--grace", type=seconds, default=30.0,
                    help="on SIGTERM, seconds to finish requests in flight (30)")
@@ -47,16 +49,41 @@ def register(sub) -> None:
     p.set_defaults(run=run_serve)
 
 
+class _Refused(Exception):
+    """An argument `koner serve` cannot start with; the message is the one line to print."""
+
+
 def _api_key(args) -> "str | None":
     if args.api_key_file:
         try:
-            key = open(args.api_key_file, encoding="utf-8").read().strip()
-        except OSError as exc:
-            raise SystemExit(f"koner: {args.api_key_file}: cannot read the API key ({exc.strerror})") from None
+            with open(args.api_key_file, encoding="utf-8") as f:
+                key = f.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _Refused(f"{args.api_key_file}: cannot read the API key "
+                           f"({getattr(exc, 'strerror', None) or exc})") from None
         if not key:
-            raise SystemExit(f"koner: {args.api_key_file}: the API key file is empty")
+            raise _Refused(f"{args.api_key_file}: the API key file is empty")
         return key
     return os.environ.get("KONER_API_KEY") or None
+
+
+def _check_model(model: "str | None") -> None:
+    """Refuse a model folder that is missing or has no readable koner.json before the server starts."""
+    if model is None:
+        return
+    from pathlib import Path
+
+    from ..errors import KonerError
+    from ..manifest import read_manifest
+
+    folder = Path(model)
+    if not folder.is_dir():
+        raise _Refused(f"{model}: no such model folder; give the folder `koner export` wrote, or leave out --model "
+                       "for the bundled model")
+    try:
+        read_manifest(folder)
+    except KonerError as exc:
+        raise _Refused(str(exc)) from None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -69,7 +96,8 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SystemExit(f"koner: cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+        raise _Refused(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or "
+                       "--host") from None
     sock.set_inheritable(True)
     return sock
 
@@ -93,7 +121,13 @@ def run_serve(args) -> int:
     from ..ner import NER
     from ..system import usable_cpus
 
-    key = _api_key(args)
+    try:
+        key = _api_key(args)
+        _check_model(args.model)
+        sock = _bind(args.host, args.port)
+    except _Refused as exc:
+        print(f"koner: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
     workers = args.workers or max(1, usable_cpus() // args.threads)
     settings = Settings(workers=workers, max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
                         max_texts=args.max_texts, max_chars=args.max_chars, timeout=args.timeout, api_key=key,
@@ -107,7 +141,6 @@ def run_serve(args) -> int:
         logger.propagate = False
     if args.no_access_log:
         logging.getLogger("koner.access").setLevel(logging.WARNING)
-    sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if not _loopback(args.host) and key is None:
         print(f"koner: warning: listening on {args.host} with no API key; anyone who can reach this port can use "

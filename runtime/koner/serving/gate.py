@@ -5,14 +5,15 @@ The event loop never runs inference: an admitted request's work goes straight in
 itself, without a round trip through the event loop. When `max_queue` requests already wait, one more
 is refused at once (`Overloaded`, answered 503). A request past its deadline gets `TimedOut` (504);
 one whose client disconnects gets `ClientGone`. Either way its work is told to stop (`cancel` is set):
-work that has not started never starts, and running work stops at its next check.
+work that has not started never starts, and running work stops at its next check by raising `Stopped`;
+`on_cancel("queued" | "running")` counts each.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -29,6 +30,10 @@ class ClientGone(Exception):
     """The client disconnected before its answer was ready."""
 
 
+class Stopped(Exception):
+    """Raised by running work that finds its `cancel` event set."""
+
+
 class _Skipped(Exception):
     """The work was cancelled before a slot took it."""
 
@@ -36,8 +41,8 @@ class _Skipped(Exception):
 class Gate:
     """`slots` inference threads and a queue of at most `max_queue` waiting requests."""
 
-    def __init__(self, slots: int, max_queue: int):
-        self.slots, self.max_queue = slots, max_queue
+    def __init__(self, slots: int, max_queue: int, on_cancel: Optional[Callable[[str], None]] = None):
+        self.slots, self.max_queue, self.on_cancel = slots, max_queue, on_cancel
         self._lock = threading.Lock()
         self._queued = 0  # admitted, not yet taken by a slot
         self._running = 0
@@ -56,8 +61,8 @@ class Gate:
     async def run(self, work: Callable[[threading.Event], T], *, deadline: float,
                   disconnected: Callable[[], Awaitable[None]]) -> T:
         """Run `work(cancel)` on a slot by `deadline` (loop time); `disconnected()` returns when the client leaves."""
-        with self._lock:
-            if self._queued >= self.max_queue and self._running + self._queued >= self.slots:
+        with self._lock:  # admitted work not yet taken by a slot counts as waiting, even when a slot is idle
+            if self._running + self._queued >= self.slots + self.max_queue:
                 raise Overloaded()
             self._queued += 1
         cancel = threading.Event()
@@ -68,8 +73,13 @@ class Gate:
                 self._running += 1
             try:
                 if cancel.is_set():
+                    self._cancelled("queued")
                     raise _Skipped()
-                return work(cancel)
+                try:
+                    return work(cancel)
+                except Stopped:
+                    self._cancelled("running")
+                    raise
             finally:
                 with self._lock:
                     self._running -= 1
@@ -93,6 +103,10 @@ class Gate:
             raise
         finally:
             watch.cancel()
+
+    def _cancelled(self, stage: str) -> None:
+        if self.on_cancel is not None:
+            self.on_cancel(stage)
 
     def close(self) -> None:
         """Stop the slot threads once their current work is done."""

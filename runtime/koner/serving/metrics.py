@@ -23,6 +23,11 @@ class Metrics:
         Gauge("koner_in_flight", "Inference slots busy", registry=self.registry).set_function(in_flight)
         self.texts = Counter("koner_texts", "Texts run through the model", registry=self.registry)
         self.tokens = Counter("koner_tokens", "Tokens run through the model", registry=self.registry)
+        self.cancelled = Counter("koner_cancelled", "Requests whose work was stopped because the client left or "
+                                 "the deadline passed: before a slot took it (queued) or while it ran (running)",
+                                 ["stage"], registry=self.registry)
+        for stage in ("queued", "running"):
+            self.cancelled.labels(stage)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU seconds, open fds
 
     def observe(self, route: str, status: int, seconds: float) -> None:
