@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from . import exitcodes
+from . import atomic, exitcodes
 from .aggregate import STRATEGIES
 from .dataset_files import (Counts, DatasetError, check_output, input_files, input_format, is_remote,
-                            output_format, replace_output, run_local, temp_name)
+                            output_format, run_local)
+from .decode import DECODES
 from .distributed import NERPredictor
 from .errors import KonerError
+from .progress import Progress
 
 ENGINES = ("local", "ray", "spark")
 
@@ -44,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--aggregation", default="simple", choices=STRATEGIES)
     p.add_argument("--labels", help="only these entity types, e.g. PS,LC,OG")
     p.add_argument("--merge", action="store_true", help="join split same-type spans across whitespace")
-    p.add_argument("--decode", choices=["argmax", "viterbi"], default="argmax")
+    p.add_argument("--decode", choices=DECODES, default="argmax")
     p.add_argument("--workers", type=positive_int,
                    help="threads sharing the model in each process (local: usable CPUs; ray: the actor's CPUs; "
                         "spark: spark.task.cpus)")
@@ -82,6 +84,9 @@ def run_dataset(args) -> int:
         if args.engine == "local":
             counts = _local(args, files, fmt_in, fmt_out, predictor)
             summary = f"{counts.rows:,} rows, {counts.texts:,} texts, {counts.entities:,} entities"
+            if counts.replaced:
+                summary += (f" ({counts.replaced:,} strings held lone surrogates, not valid Unicode; Parquet "
+                            "stores each as U+FFFD)")
         else:
             _engine(args, files, fmt_in, fmt_out)
             summary = f"engine {args.engine}"
@@ -96,18 +101,13 @@ def run_dataset(args) -> int:
 
 
 def _local(args, files: list[str], fmt_in: str, fmt_out: str, predictor: NERPredictor) -> Counts:
-    tty = sys.stderr.isatty()
-    started = time.perf_counter()
+    progress = Progress(sys.stderr.isatty())
 
-    def progress(c: Counts) -> None:
-        if tty:
-            el = time.perf_counter() - started
-            sys.stderr.write(f"\rkoner: {c.rows:,} rows, {c.texts / max(el, 1e-9):,.0f} texts/s ")
-            sys.stderr.flush()
+    def on_batch(c: Counts) -> None:
+        progress.add(c.texts - progress.texts, c.entities - progress.entities)
 
-    counts = run_local(files, args.output, predictor, fmt_in, fmt_out, batch_rows=args.batch_size, on_batch=progress)
-    if tty:
-        sys.stderr.write("\n")
+    counts = run_local(files, args.output, predictor, fmt_in, fmt_out, batch_rows=args.batch_size, on_batch=on_batch)
+    progress.done()
     return counts
 
 
@@ -118,7 +118,7 @@ def _options(args) -> dict:
 
 def _engine(args, files: list[str], fmt_in: str, fmt_out: str) -> None:
     final = Path(args.output)
-    tmp = None if is_remote(args.output) else temp_name(final, folder=True)
+    tmp = None if is_remote(args.output) else atomic.temp_path(final, folder=True)
     target = args.output if tmp is None else str(tmp)
     try:
         try:
@@ -131,12 +131,10 @@ def _engine(args, files: list[str], fmt_in: str, fmt_out: str) -> None:
         except Exception as exc:  # an engine's own error: report its root cause in one line
             raise DatasetError(f"the {args.engine} job failed: {_root_cause(exc)}") from None
         if tmp is not None:
-            replace_output(tmp, final)
+            atomic.replace(tmp, final)
     finally:
-        if tmp is not None and tmp.exists():
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            atomic.remove(tmp)
 
 
 def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None:

@@ -82,11 +82,11 @@ class Item:
     error: Optional[str] = None
 
 
-def read_items(stream: Iterable[str], jsonl: bool) -> Iterator[Item]:
+def read_items(stream: Iterable[str], json_lines: bool) -> Iterator[Item]:
     """One Item per input line (blank JSONL lines are skipped)."""
     for n, line in enumerate(stream, 1):
         line = line.rstrip("\n").rstrip("\r")
-        if not jsonl:
+        if not json_lines:
             yield Item(n, text=line)
             continue
         if not line.strip():

@@ -3,21 +3,27 @@
 The local engine reads a file a batch at a time, adds the entities column with `NERPredictor` (so it answers
 exactly as the Ray and Spark adapters do) and writes under a temporary name renamed at the end. JSONL needs
 nothing beyond koner; Parquet needs pyarrow (`pip install 'koner[dataset]'`).
+
+JSONL rows need not share their fields: JSONL output keeps each row as it is; Parquet output has the union of
+every row's fields (a row without a field gets null), found by a first pass over the input, so a field whose
+type conflicts between rows is one error naming the field and the line before anything is written. Strings
+holding lone surrogates (valid JSON escapes such as "\\ud800", not valid Unicode) stay as they are in JSONL
+(written as \\u escapes, see `koner.jsonl`); Parquet strings must be UTF-8, so there each such character
+becomes U+FFFD (same length: offsets hold), and the job counts the strings it changed.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from . import atomic, jsonl
 from .distributed import NERPredictor, arrow_texts, entity_record
 from .errors import KonerError
+from .tokens import encodable
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 FORMATS = ("parquet", "jsonl")
@@ -35,6 +41,7 @@ class Counts:
     rows: int = 0
     texts: int = 0
     entities: int = 0
+    replaced: int = 0  # strings whose lone surrogates became U+FFFD (Parquet output)
 
 
 def is_remote(path: str) -> bool:
@@ -97,58 +104,100 @@ def check_output(path: str, overwrite: bool) -> None:
         raise DatasetError(f"{p.absolute().parent}: no such folder for the output")
 
 
-def replace_output(tmp: Path, final: Path) -> None:
-    """Move a finished output (file or folder) to its final name, removing what was there."""
-    if final.is_dir() and not final.is_symlink():
-        shutil.rmtree(final)
-    elif final.exists():
-        final.unlink()
-    os.replace(tmp, final)
-
-
-def temp_name(final: Path, folder: bool) -> Path:
-    """A fresh temporary path beside `final` (a folder or a file)."""
-    parent = final.absolute().parent
-    if folder:
-        return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=parent))
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=parent)
-    os.close(fd)
-    return Path(name)
-
-
 # ---------------------------------------------------------------------------------------------- local engine
 
 def run_local(files: list[str], dst: str, predictor: NERPredictor, fmt_in: str, fmt_out: str, *, batch_rows: int = 1024,
               on_batch: Optional[Callable[[Counts], None]] = None) -> Counts:
     """Annotate every row of `files` into the file `dst` with `predictor`, in input order; returns the counts."""
-    final = Path(dst)
-    tmp = temp_name(final, folder=False)
     counts = Counts()
-    try:
+    schema = None
+    if fmt_in == "jsonl" and fmt_out == "parquet":  # the union of the rows' fields, before anything is written
+        schema = jsonl_schema(files, batch_rows)
+    with atomic.output_path(Path(dst)) as tmp:
         batches = _parquet_batches(files, batch_rows) if fmt_in == "parquet" else _jsonl_batches(files, batch_rows)
-        writer = _ParquetOut(tmp) if fmt_out == "parquet" else _JsonlOut(tmp)
+        writer = _ParquetOut(tmp, schema) if fmt_out == "parquet" else _JsonlOut(tmp)
         with writer:
             for batch in batches:
                 texts = batch.texts(predictor.text_column, predictor.output_column)
                 found = predictor.entities(texts)
-                writer.write(batch, predictor.output_column, found)
+                counts.replaced += writer.write(batch, predictor.output_column, found)
                 counts.rows += len(texts)
                 counts.texts += sum(t is not None for t in texts)
                 counts.entities += sum(len(r) for r in found if r is not None)
                 if on_batch is not None:
                     on_batch(counts)
-        replace_output(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return counts
 
 
-class _Rows:
-    """A batch of JSONL rows (dicts)."""
+def jsonl_schema(files: list[str], batch_rows: int = 1024) -> Any:
+    """The Arrow schema of JSONL rows: every field any row has, each with a type all its values fit
+    (int and float: float; null: any). A field of two kinds (a string here, a number there) is a
+    DatasetError naming the field and the first line that conflicts."""
+    pa = _pyarrow()
+    schema = pa.schema([])
+    for batch in _jsonl_batches(files, batch_rows):
+        rows = [_utf8(r) if i in batch.odd else r for i, r in enumerate(batch.rows)]
+        try:
+            schema = pa.unify_schemas([schema, _batch_schema(pa, rows)], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            schema = _conflict(schema, rows, batch.where)
+    return schema
 
-    def __init__(self, rows: list[dict], where: list[str]):
-        self.rows, self.where = rows, where
+
+def _batch_schema(pa: Any, rows: list[dict]) -> Any:
+    """The schema of a batch of rows: every key of any row (in order of first appearance), each column's
+    type inferred from all its values (pyarrow's own `from_pylist` would look at the first row's keys only)."""
+    keys = dict.fromkeys(k for r in rows for k in r)
+    return pa.schema([pa.field(k, pa.array([r.get(k) for r in rows]).type) for k in keys])
+
+
+def _conflict(schema: Any, rows: list[dict], where: list[str]) -> Any:
+    """Find the row and field of a batch whose type conflicts, one row at a time; raises DatasetError."""
+    pa = _pyarrow()
+    for row, at in zip(rows, where):
+        for name, value in row.items():
+            try:
+                kind = _batch_schema(pa, [{name: value}])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise DatasetError(f"{at}: field {name!r} holds a value Parquet cannot store ({exc}); "
+                                   "write JSONL instead") from None
+            try:
+                schema = pa.unify_schemas([schema, kind], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                before = schema.field(name).type
+                raise DatasetError(f"{at}: field {name!r} is {kind.field(name).type} here but {before} in earlier "
+                                   "rows; one Parquet column holds one type: fix those rows or write JSONL "
+                                   "instead") from None
+    return schema  # pragma: no cover - the batch conflicted, so some row does
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a lone surrogate, in a raw line
+
+
+def _utf8(value: Any) -> Any:
+    """`value` with lone surrogates in its strings (keys too) as U+FFFD, nested values included."""
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, dict):
+        return {encodable(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8(v) for v in value]
+    return value
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise DatasetError(PYARROW_HINT) from None
+    return pa
+
+
+class _Rows:
+    """A batch of JSONL rows (dicts); `odd`: indices of the rows whose line escapes a lone surrogate."""
+
+    def __init__(self, rows: list[dict], where: list[str], odd: list[int]):
+        self.rows, self.where, self.odd = rows, where, odd
 
     def texts(self, column: str, output: str) -> list[Optional[str]]:
         out = []
@@ -184,6 +233,7 @@ class _Arrow:
 def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
     rows: list[dict] = []
     where: list[str] = []
+    odd: list[int] = []
     for name in files:
         try:
             source = open(name, encoding="utf-8")
@@ -195,20 +245,22 @@ def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
                     if not line.strip():
                         continue
                     try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DatasetError(f"{name} line {n}: not valid JSON ({exc.msg})") from None
+                        row = jsonl.loads(line)
+                    except jsonl.JsonLineError as exc:
+                        raise DatasetError(f"{name} line {n}: {exc}") from None
                     if not isinstance(row, dict):
                         raise DatasetError(f"{name} line {n}: not a JSON object")
+                    if "\\" in line and _SURROGATE_ESCAPE.search(line):
+                        odd.append(len(rows))
                     rows.append(row)
                     where.append(f"{name} line {n}")
                     if len(rows) == size:
-                        yield _Rows(rows, where)
-                        rows, where = [], []
+                        yield _Rows(rows, where, odd)
+                        rows, where, odd = [], [], []
             except UnicodeDecodeError as exc:
                 raise DatasetError(f"{name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     if rows:
-        yield _Rows(rows, where)
+        yield _Rows(rows, where, odd)
 
 
 def _parquet_batches(files: list[str], size: int) -> Iterator[_Arrow]:
@@ -237,20 +289,25 @@ class _JsonlOut:
     def __exit__(self, *exc) -> None:
         self.file.close()
 
-    def write(self, batch: Any, column: str, found: list) -> None:
+    def write(self, batch: Any, column: str, found: list) -> int:
+        """Write a batch's rows with their entities; returns 0 (JSONL keeps every string as it is)."""
         for row, ents in zip(batch.records(), found):
             row = dict(row)
             row[column] = None if ents is None else [{**entity_record(e), "score": float(str(np.float32(e.score)))}
                                                       for e in ents]
-            self.file.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self.file.write(jsonl.dumps(row, default=str) + "\n")
+        return 0
 
 
 class _ParquetOut:
-    """Parquet output: the input columns and the entities column, one row group per batch."""
+    """Parquet output: the input columns and the entities column, one row group per batch.
 
-    def __init__(self, path: Path):
+    `rows_schema`: for JSONL rows, the union schema `jsonl_schema` found, so every batch has every column.
+    """
+
+    def __init__(self, path: Path, rows_schema: Any = None):
         self.path, self.writer, self.schema = path, None, None
-        self.rows_schema = None  # JSONL rows: the columns the first batch gave, imposed on the rest
+        self.rows_schema = rows_schema
 
     def __enter__(self) -> "_ParquetOut":
         return self
@@ -264,23 +321,26 @@ class _ParquetOut:
 
             pq.write_table(pa.table({}), self.path)
 
-    def write(self, batch: Any, column: str, found: list) -> None:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise DatasetError(PYARROW_HINT) from None
+    def write(self, batch: Any, column: str, found: list) -> int:
+        """Write a batch's rows with their entities; returns how many strings lost lone surrogates to U+FFFD."""
+        pa = _pyarrow()
+        import pyarrow.parquet as pq
+
         from .distributed import entities_type, to_arrow
 
+        replaced = 0
         if isinstance(batch, _Arrow):
             table = pa.Table.from_batches([batch.batch])
         else:
+            rows = list(batch.rows)
+            for i in batch.odd:
+                rows[i] = _utf8(rows[i])
+                replaced += _changed(batch.rows[i])
+            replaced += sum(_changed(e.text) for i in batch.odd if found[i] for e in found[i])
             try:
-                table = pa.Table.from_pylist(batch.rows, schema=self.rows_schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise DatasetError(f"{batch.where[0]} onwards: rows whose fields change type cannot go in one "
-                                   f"Parquet file ({exc}); write JSONL instead") from None
-            self.rows_schema = table.schema
+                table = pa.Table.from_pylist(rows, schema=self.rows_schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # the first pass found one type per field
+                raise DatasetError(f"{batch.where[0]} onwards: {exc}; write JSONL instead") from None
         table = table.append_column(pa.field(column, entities_type()), to_arrow(found))
         if self.writer is None:
             self.schema = table.schema
@@ -288,3 +348,15 @@ class _ParquetOut:
         elif table.schema != self.schema:
             table = table.cast(self.schema)
         self.writer.write_table(table)
+        return replaced
+
+
+def _changed(value: Any) -> int:
+    """How many strings in `value` (nested) hold lone surrogates."""
+    if isinstance(value, str):
+        return int(encodable(value) is not value)
+    if isinstance(value, dict):
+        return sum(_changed(k) + _changed(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_changed(v) for v in value)
+    return 0

@@ -22,6 +22,7 @@ from .errors import ModelNotFoundError
 from .manifest import read_manifest
 from .ner import DEFAULT_MODEL, NER, Labels, Merge
 from .system import engine_cpus
+from .tokens import encodable
 
 ENTITY_FIELDS = (("label", "string"), ("start", "int32"), ("end", "int32"), ("score", "float32"),
                  ("text", "string"))
@@ -177,7 +178,7 @@ def to_arrow(rows: Sequence[Optional[list[Entity]]]) -> Any:
          pa.array(np.fromiter((e.start for e in flat), np.int32, len(flat))),
          pa.array(np.fromiter((e.end for e in flat), np.int32, len(flat))),
          pa.array(np.fromiter((e.score for e in flat), np.float32, len(flat))),
-         pa.array([e.text for e in flat], pa.string())],
+         pa.array([encodable(e.text) for e in flat], pa.string())],  # Arrow strings are UTF-8: no lone surrogates
         fields=list(kind.value_type))
     nulls = pa.array([r is None for r in rows], pa.bool_()) if any(r is None for r in rows) else None
     return pa.ListArray.from_arrays(pa.array(offsets), structs, type=kind, mask=nulls)
