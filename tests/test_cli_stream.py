@@ -50,10 +50,9 @@ def test_first_results_appear_before_the_input_ends():
         first = json.loads(proc.stdout.readline())
         assert first["line"] == 1 and first["entities"][0]["word"] == "아이유"
         assert proc.poll() is None  # still running: stdin is not closed yet
-        proc.stdin.close()
-        rest = proc.stdout.read().splitlines()
-        assert proc.wait(timeout=60) == 0
-        assert len(rest) == 99
+        out, _ = proc.communicate(timeout=120)  # closes stdin; a bounded read of the rest
+        assert proc.returncode == 0
+        assert len(out.splitlines()) == 99
     finally:
         proc.kill()
 

@@ -14,7 +14,7 @@ from conftest import entity_rows, table_texts
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from koner import ModelNotFoundError  # noqa: E402
+from koner import NER, ModelNotFoundError  # noqa: E402
 from koner.cli import main  # noqa: E402
 from koner.distributed import NERPredictor, entities_type  # noqa: E402
 
@@ -119,9 +119,68 @@ def test_local_parquet_and_jsonl(tmp_path, expected, capsys):
         assert row["entities"] == (None if want is None else
                                    [{**d, "score": pytest.approx(d["score"], abs=1e-6)} for d in want])
 
-    # JSONL in, Parquet out
+    # JSONL in, Parquet out: every column of every row, row 10 without its text
     assert main(["ner-dataset", str(tmp_path / "in.jsonl"), str(tmp_path / "j.parquet")]) == 0
-    assert pq.read_table(tmp_path / "j.parquet").column("entities").to_pylist()[11:] == expected[11:]
+    table = pq.read_table(tmp_path / "j.parquet")
+    assert table.column_names == ["id", "text", "source", "entities"]
+    want_rows = _table().to_pylist()
+    want_rows[10] = {"id": 10, "text": None, "source": "no text key"}
+    assert table.drop_columns(["entities"]).to_pylist() == want_rows
+    assert table.column("entities").to_pylist() == expected[:10] + [None] + expected[11:]
+
+
+def test_jsonl_to_parquet_keeps_every_field_of_every_row(tmp_path, capsys):
+    rows = [{"id": 1, "text": "아이유 노래 검색해줘."}, {"id": 2, "text": "서울역으로 안내해줘.", "source": "web"},
+            {"id": 3, "text": "부산 날씨 알려줘.", "meta": None}, {"id": 4, "text": "BTS 신곡 틀어줘.", "meta": {"lang": "ko"}},
+            {"id": 5, "text": "에어컨 온도 3도 올려줘.", "score": 1}, {"id": 6, "text": "", "score": 0.5}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
+    ner = NER.load()
+    for batch in ("2", "1024"):  # a field null or absent throughout the first batch, filled later
+        out = tmp_path / f"out-{batch}.parquet"
+        assert main(["ner-dataset", str(src), str(out), "--batch-size", batch]) == 0
+        table = pq.read_table(out)
+        assert table.column_names == ["id", "text", "source", "meta", "score", "entities"]
+        got = table.drop_columns(["entities"]).to_pylist()
+        assert got == [{"id": r["id"], "text": r["text"], "source": r.get("source"), "meta": r.get("meta"),
+                        "score": None if "score" not in r else float(r["score"])} for r in rows]
+        assert table.column("entities").to_pylist() == entity_rows(ner, [r["text"] for r in rows])
+    capsys.readouterr()
+
+
+def test_a_field_of_two_types_is_one_error_naming_it_and_its_line(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1, "text": "서울"}\n{"id": 2, "text": "부산"}\n{"id": "three", "text": "대구"}\n', "utf-8")
+    assert main(["ner-dataset", str(src), str(tmp_path / "out.parquet"), "--batch-size", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{src} line 3: field 'id' is string here but int64 in earlier rows" in err
+    assert "nothing was written" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+    assert main(["ner-dataset", str(src), str(tmp_path / "out.jsonl")]) == 0  # JSONL keeps rows as they are
+    capsys.readouterr()
+
+
+def test_lone_surrogates_are_answered_in_both_formats(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1, "text": "\\ud800 아이유 노래 검색해줘."}\n{"id": 2, "text": "서울역으로 안내해줘."}\n', "utf-8")
+    text = "\ud800 아이유 노래 검색해줘."
+    assert json.loads(src.read_text("utf-8").splitlines()[0])["text"] == text
+    ner = NER.load()
+    # JSONL out keeps the text exactly (as a \u escape), like `koner ner --jsonl` does for the same line
+    assert main(["ner-dataset", str(src), str(tmp_path / "out.jsonl")]) == 0
+    got = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
+    assert got[0]["text"] == text and [e["text"] for e in got[0]["entities"]] == [e.text for e in ner(text)]
+    assert [e["text"] for e in got[0]["entities"]] == ["아이유"]
+    cli = subprocess.run([sys.executable, "-m", "koner.cli", "ner", "--jsonl"], input=src.read_text("utf-8"),
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0 and json.loads(cli.stdout.splitlines()[0])["id"] == 1
+    # Parquet strings are UTF-8: the lone surrogate becomes U+FFFD, offsets unchanged, and the job says so
+    capsys.readouterr()
+    assert main(["ner-dataset", str(src), str(tmp_path / "out.parquet")]) == 0
+    assert "1 strings held lone surrogates" in capsys.readouterr().err
+    table = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert table[0]["text"] == "\ufffd 아이유 노래 검색해줘."
+    assert [(e["start"], e["end"], e["text"]) for e in table[0]["entities"]] == [(2, 5, "아이유")]
 
 
 def test_local_errors_write_nothing(tmp_path, capsys):

@@ -53,10 +53,29 @@ def test_a_token_at_every_cut_takes_the_other_window():
         assert rows[cut, 0] != k
 
 
-def test_stitcher_hands_out_rows_in_order_and_holds_at_most_one_window():
-    max_length, overlap, n = 16, 6, 101
+def _expected_rows(n, plan, logits):
+    """Each token's row by the rule itself, written out: [CLS] from the first window, [SEP] from the last, every
+    other token from the window where it is farthest from a cut edge (a text edge is no cut), the earlier on a tie."""
+    rows = np.empty((n, logits[0].shape[-1]), logits[0].dtype)
+    rows[0], rows[n - 1] = logits[0][0], logits[-1][-1]
+    for t in range(1, n - 1):
+        best, best_margin = None, -1
+        for k, w in enumerate(plan):
+            width = len(w.ids) - 2
+            if not w.start <= t < w.start + width:
+                continue
+            left = t - w.start if w.start > 1 else n
+            right = w.start + width - 1 - t if w.start + width < n - 1 else n
+            if min(left, right) > best_margin:
+                best, best_margin = k, min(left, right)
+        rows[t] = logits[best][1 + t - plan[best].start]
+    return rows
+
+
+@pytest.mark.parametrize("max_length,overlap,n", [(16, 6, 101), (16, 0, 45), (12, 5, 12), (10, 3, 64), (512, 128, 2000)])
+def test_stitcher_hands_out_rows_in_order_and_holds_at_most_one_window(max_length, overlap, n):
     plan = win.plan(_tokens(n), max_length, overlap)
-    logits = [np.random.default_rng(k).normal(size=(max_length, 3)).astype(np.float32) for k in range(len(plan))]
+    logits = [np.random.default_rng(k).normal(size=(len(w.ids), 3)).astype(np.float32) for k, w in enumerate(plan)]
     st = win.Stitcher(n)
     parts, nxt = [], 0
     for w, lg in zip(plan, logits):
@@ -68,9 +87,14 @@ def test_stitcher_hands_out_rows_in_order_and_holds_at_most_one_window():
             parts.append(done[1])
     first, rest = st.finish()
     assert first == nxt
-    assert np.array_equal(np.concatenate(parts + [rest]), win.stitch(n, plan, logits))
+    assert np.array_equal(np.concatenate(parts + [rest]), _expected_rows(n, plan, logits))
 
 
-def test_starts_match_the_plan():
-    for n in (5, 512, 513, 2000):
-        assert win.starts(n, 512, 128) == [w.start for w in win.plan(_tokens(n), 512, 128)]
+def test_window_starts_are_the_documented_ones():
+    # 512 positions, overlap 128: windows of 510 tokens stepping by 382, the last one flush with the text's end
+    assert win.starts(5, 512, 128) == [1]
+    assert win.starts(512, 512, 128) == [1]  # fits exactly: one window, [CLS] and [SEP] included
+    assert win.starts(513, 512, 128) == [1, 2]
+    assert win.starts(2000, 512, 128) == [1, 383, 765, 1147, 1489]
+    assert win.starts(40, 16, 4) == [1, 11, 21, 25]
+    assert [w.start for w in win.plan(_tokens(2000), 512, 128)] == [1, 383, 765, 1147, 1489]

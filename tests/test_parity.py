@@ -51,8 +51,8 @@ def test_report_has_int8_figures_and_readable_summary(full_report):
     for flip in full_report["worst_disagreements"]:
         assert flip["pytorch"] != flip["int8"] and 0 < flip["pytorch_p"] <= 1
     flips = s["int8_flips"]
-    assert flips["tokens"] == round((1 - s["int8_token_agreement"]) * s["tokens"])
-    assert flips["texts"] <= flips["tokens"]
+    assert 0 < flips["texts"] <= flips["tokens"] <= 50  # a few rounding flips, each listed with its text
+    assert {f["id"] for f in full_report["worst_disagreements"]} <= {r["id"] for r in load_corpus()}
     assert "near-ties" in full_report["markdown"] and s["pytorch_near_ties"]["texts"] >= 1
 
 
@@ -68,7 +68,7 @@ def test_the_default_export_passes_the_decisive_flip_gate(full_report):
     assert s["int8_flips"]["decisive_tokens"] == 0 and s["int8_decisive_texts"] == 0
     assert s["int8_flips"]["near_tie_tokens"] == s["int8_flips"]["tokens"]
     target = s["targets"]["int8_simple_identical"]  # still reported, with its target, but not a gate
-    assert target["target"] == 0.99 and target["met"] == (target["value"] >= 0.99)
+    assert target["target"] == 0.99 and 0.9 < target["value"] < 1
     assert "not a gate" in full_report["markdown"] and "decisive" in full_report["markdown"]
 
 
@@ -150,3 +150,21 @@ def test_scrambled_classifier_fails(ckpt, export_dir, tmp_path):
     assert not rep["passed"]
     assert any("int8 token labels agree with PyTorch" in f for f in rep["failures"])
     assert rep["summary"]["int8_flips"]["max_pytorch_logit_margin"] > 1  # confident labels flipped: not near-ties
+
+
+def test_a_model_compared_with_itself_gives_the_known_perfect_report(ckpt, export_dir, tmp_path):
+    """Known answers: the fp32 graph standing in for the int8 one agrees with itself on every token and text."""
+    same = tmp_path / "same"
+    shutil.copytree(export_dir, same)
+    manifest = json.loads((same / "koner.json").read_text("utf-8"))
+    manifest["model_file"] = "model-fp32.onnx"
+    (same / "koner.json").write_text(json.dumps(manifest), "utf-8")
+    rep = run_parity(ckpt, same, sample=40)
+    s = rep["summary"]
+    assert rep["passed"] and rep["failures"] == []
+    assert s["texts"] == 40 and s["int8_token_agreement"] == 1.0 and s["fp32_token_agreement"] == 1.0
+    assert s["int8_flips"] == {"tokens": 0, "texts": 0, "max_pytorch_logit_margin": None, "decisive_tokens": 0,
+                               "near_tie_tokens": 0, "tie_margin": s["int8_flips"]["tie_margin"]}
+    assert s["int8_decisive_texts"] == 0 and rep["worst_disagreements"] == []
+    assert s["targets"]["int8_simple_identical"] == {"target": 0.99, "value": 1.0, "met": True}
+    assert all(v["int8_identical"] == 1.0 for v in s["strategies"].values())

@@ -183,3 +183,32 @@ def test_a_failing_window_of_a_long_text_names_the_callers_input():
     with pytest.raises(RuntimeError):  # one text, not a stream: the error itself, not a position
         calls.clear()
         ner(long_text)
+
+
+def test_memory_pattern_is_on_only_for_several_workers():
+    assert NER.load(workers=1).session.options.enable_mem_pattern is False
+    assert NER.load(workers=2).session.options.enable_mem_pattern is True
+    assert NER.load(workers=1, memory_pattern=True).session.options.enable_mem_pattern is True
+    assert NER.load(workers=2, memory_pattern=False).session.options.enable_mem_pattern is False
+    assert NER.load(threads=1).session.options.intra_op_num_threads == 1
+
+
+def test_overlap_sets_the_windows_of_a_long_text():
+    from koner import windows as win
+
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 300
+    got = {}
+    for overlap in (0, 128, 255):
+        ner = NER.load(overlap=overlap, workers=1)
+        run, calls = ner.session.run, []
+        ner.session.run = lambda ids, mask: calls.append(ids.shape) or run(ids, mask)
+        ents = ner(text)
+        n = len(ner.tokenize(text).ids)
+        assert len(calls) == len(win.starts(n, ner.max_length, overlap))  # one call per window of that overlap
+        got[overlap] = (len(calls), ents)
+    assert got[0][0] < got[128][0] < got[255][0]
+    for _, ents in got.values():  # every repetition's person is found, whatever the overlap
+        assert sum(e.label == "PS" and e.text == "아이유" for e in ents) == 300
+    for bad in (-1, 256, 1.5, None):
+        with pytest.raises(ValueError, match="overlap"):
+            NER.load(overlap=bad)

@@ -36,7 +36,7 @@ def test_any_unicode_gives_valid_exact_offsets(ner, text):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(TEXT, min_size=1, max_size=6), st.sampled_from(["none", "first", "average", "max"]))
 def test_batches_and_strategies_on_any_unicode(ner, texts, strategy):
-    for t, ents in zip(texts, ner.batch(texts, batch_size=3, aggregation=strategy)):
+    for t, ents in zip(texts, ner.batch(texts, batch_size=3, aggregation=strategy), strict=True):
         _check(t, ents)
 
 

@@ -43,8 +43,12 @@ def test_to_dict_is_the_pipelines_dict_and_json_serialisable(ner):
 @pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
 def test_every_strategy_gives_valid_spans(ner, strategy):
     text = "2023년 3월 15일 오후 3시에 삼성전자 본사에서 이재용 회장이 기자회견을 열었다."
-    for e in ner(text, aggregation=strategy):
+    ents = ner(text, aggregation=strategy)
+    for e in ents:
         assert text[e.start:e.end] == e.text and e.start < e.end
+    found = {(e.label.split("-")[-1], e.text) for e in ents}
+    assert {("OG", "삼성전자"), ("PS", "이재용")} <= found, found  # the spans are there, not just valid if any
+    assert ents[0].start == 0 and ents[0].label.endswith("DT")
 
 
 def test_word_strategies_keep_whole_words(ner):

@@ -1,7 +1,9 @@
 """`koner serve` as a real process on 127.0.0.1 (ephemeral ports), talked to with a real HTTP client."""
+import asyncio
 import concurrent.futures
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -21,37 +23,57 @@ from koner import NER  # noqa: E402
 TEXTS = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘.", "",
          "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다.", "😀 부산 날씨 알려줘 👨‍👩‍👧"]
 LONG = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 1500  # ~50,000 characters, seconds of work
+BUSY = LONG + LONG[:45_000]  # just under the 100,000-character limit: many seconds of one slot's work
+
+
+def wait_until(check, what, timeout=60.0):
+    """Poll `check()` until it is true; fail naming `what` after `timeout` seconds (a bound, not a timing test)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 class Server:
     """A `koner serve` subprocess on an ephemeral loopback port; its stderr is collected."""
 
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, ready=True):
         self.proc = subprocess.Popen([sys.executable, "-m", "koner.cli", "serve", "--port", "0", *args],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                                      env={**os.environ, **(env or {})})
         self.lines: list[str] = []
-        first = self.proc.stderr.readline()
-        self.lines.append(first)
+        self._first: "queue.Queue[str]" = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+        try:
+            first = self._first.get(timeout=120)  # bounded: a server that never speaks fails the test
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError("koner serve printed nothing in 120 s") from None
         m = re.search(r"http://127\.0\.0\.1:(\d+)", first)
         assert m, first
         self.url = f"http://127.0.0.1:{m.group(1)}"
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.headers = {"Authorization": f"Bearer {env['KONER_API_KEY']}"} if env else {}
         self.client = httpx.Client(base_url=self.url, timeout=60)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                headers = {"Authorization": f"Bearer {env['KONER_API_KEY']}"} if env else {}
-                if self.client.get("/readyz", headers=headers).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the server did not get ready: " + "".join(self.lines))
+        if ready:
+            wait_until(self._ready, "/readyz to answer 200", 120)
+
+    def _ready(self):
+        try:
+            return self.client.get("/readyz", headers=self.headers).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def _drain(self):
-        for line in self.proc.stderr:
+        for n, line in enumerate(self.proc.stderr):
             self.lines.append(line)
+            if n == 0:
+                self._first.put(line)
+        self._first.put("")  # the process ended
+
+    def metric(self, name, labels=""):
+        text = self.client.get("/metrics", headers=self.headers).text
+        m = re.search(rf"^{re.escape(name + labels)} (\S+)", text, re.M)
+        return float(m.group(1)) if m else None
 
     def post(self, path, body, **kw):
         return self.client.post(path, json=body, **kw)
@@ -130,7 +152,9 @@ def test_health_readiness_and_metrics(server):
     (json.dumps({"text": "가", "aggregation": "mean"}).encode(), {"content-type": "application/json"}, 422,
      "invalid_aggregation"),
     (json.dumps({"txt": "가"}).encode(), {"content-type": "application/json"}, 422, "invalid_request"),
-    (b"x" * (1 << 20 + 1), {"content-type": "application/json"}, 413, "body_too_large"),
+    (b"x" * ((1 << 20) + 1), {"content-type": "application/json"}, 413, "body_too_large"),
+    (b"[" * 100_000, {"content-type": "application/json"}, 400, "invalid_json"),  # nested too deep to parse
+    (b'{"text": 1' + b"1" * 5000 + b"}", {"content-type": "application/json"}, 400, "invalid_json"),
 ])
 def test_bad_input_gets_a_clear_json_error(server, body, headers, status, code):
     r = server.client.post("/v1/ner", content=body, headers=headers)
@@ -144,10 +168,30 @@ def test_bad_input_gets_a_clear_json_error(server, body, headers, status, code):
     assert server.client.get("/nope").json()["error"]["code"] == "not_found"
 
 
+def test_the_body_limit_holds_at_its_edge_with_and_without_content_length(server):
+    limit = 1 << 20
+    at = b'"' + b"x" * (limit - 2) + b'"'  # exactly the limit: read, then refused for what it holds
+    over = at + b" "
+    headers = {"content-type": "application/json"}
+    assert server.client.post("/v1/ner", content=at, headers=headers).json()["error"]["code"] == "invalid_request"
+    assert server.client.post("/v1/ner", content=over, headers=headers).status_code == 413
+
+    def chunks(body):  # a streamed body: no Content-Length, chunked transfer encoding
+        for i in range(0, len(body), 65_536):
+            yield body[i:i + 65_536]
+
+    r = server.client.post("/v1/ner", content=chunks(at), headers=headers)
+    assert r.request.headers.get("transfer-encoding") == "chunked" and "content-length" not in r.request.headers
+    assert r.json()["error"]["code"] == "invalid_request"
+    r = server.client.post("/v1/ner", content=chunks(over), headers=headers)
+    assert r.status_code == 413 and "over the limit of 1,048,576 bytes" in r.json()["error"]["message"]
+
+
 def test_access_log_has_no_text(server):
     secret = "홍길동의주민번호는비밀"
+    n = len(server.lines)
     server.post("/v1/ner", {"text": secret})
-    time.sleep(0.3)
+    wait_until(lambda: any('"route": "/v1/ner"' in line for line in server.lines[n:]), "the access log line")
     log = "".join(server.lines)
     assert '"route": "/v1/ner"' in log and '"status": 200' in log
     assert secret not in log
@@ -168,17 +212,19 @@ def test_overload_is_answered_503_at_once_and_nothing_else_fails():
         s.stop()
 
 
-def test_a_slow_request_gets_504_and_frees_its_slot():
+def test_a_slow_request_gets_504_and_its_work_is_stopped():
     s = Server("--workers", "1", "--timeout", "0.5")
     try:
-        t0 = time.time()
-        r = s.post("/v1/ner", {"text": LONG})
+        running = 'koner_cancelled_total{stage="running"}'
+        assert s.metric(running) == 0
+        r = s.post("/v1/ner", {"text": BUSY})
         assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
-        assert time.time() - t0 < 10
-        deadline = time.time() + 30  # the cancelled work stops at its next check and gives the slot back
-        while s.post("/v1/ner", {"text": TEXTS[0]}).status_code != 200:
-            assert time.time() < deadline
-            time.sleep(0.2)
+        # the slot's work saw its cancel flag and stopped (it would run for seconds more otherwise) ...
+        wait_until(lambda: s.metric(running) == 1, "the running work to be stopped")
+        assert s.metric("koner_in_flight") == 0 and s.metric("koner_texts_total") == 0
+        # ... so the one slot answers the next request
+        ok = s.post("/v1/ner", {"text": TEXTS[0]})
+        assert ok.status_code == 200 and ok.json()["entities"][0]["word"] == "아이유"
     finally:
         s.stop()
 
@@ -207,7 +253,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0():
         t = threading.Thread(target=lambda: box.update(r=httpx.post(s.url + "/v1/ner", json={"text": LONG[:20_000]},
                                                                      timeout=60)))
         t.start()
-        time.sleep(0.5)
+        wait_until(lambda: s.metric("koner_in_flight") == 1, "the request to reach its slot")
         s.proc.send_signal(signal.SIGTERM)
         t.join(timeout=60)
         assert box["r"].status_code == 200 and len(box["r"].json()["entities"]) > 100
@@ -219,18 +265,114 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0():
 def test_a_client_gone_before_its_turn_costs_no_inference():
     s = Server("--workers", "1")
     try:
-        def texts_done():
-            return float(re.search(r"^koner_texts_total (\S+)", s.client.get("/metrics").text, re.M).group(1))
-
-        before = texts_done()
-        busy = threading.Thread(target=lambda: httpx.post(s.url + "/v1/ner", json={"text": LONG[:30_000]},
-                                                           timeout=60))
+        queued = 'koner_cancelled_total{stage="queued"}'
+        box = {}
+        busy = threading.Thread(target=lambda: box.update(r=httpx.post(s.url + "/v1/ner", json={"text": BUSY},
+                                                                        timeout=120)))
         busy.start()
-        time.sleep(0.3)
-        with pytest.raises(httpx.TimeoutException):  # queued behind the busy slot, then gone
-            httpx.post(s.url + "/v1/ner", json={"text": "아이유 노래 검색해줘."}, timeout=0.3)
-        busy.join(timeout=60)
-        time.sleep(0.5)
-        assert texts_done() == before + 1  # only the busy request's text ran
+        wait_until(lambda: s.metric("koner_in_flight") == 1, "the busy request to reach the slot")
+        with httpx.Client(base_url=s.url, timeout=30) as gone:
+            with pytest.raises(httpx.ReadTimeout):  # queued behind the busy slot, then gone
+                gone.post("/v1/ner", json={"text": "아이유 노래 검색해줘."}, timeout=httpx.Timeout(30, read=0.5))
+        busy.join(timeout=120)
+        assert box["r"].status_code == 200
+        # the slot, once free, skipped the queued work of the client that left: its text never ran
+        wait_until(lambda: s.metric(queued) == 1, "the queued work to be skipped")
+        assert s.metric("koner_texts_total") == 1 and s.metric('koner_cancelled_total{stage="running"}') == 0
     finally:
         s.stop()
+
+
+def test_readiness_while_loading_and_after_a_failed_load(model_copy):
+    (model_copy / "model.onnx").write_bytes(b"not an onnx graph")  # koner.json reads; the graph does not load
+    s = Server("--model", str(model_copy), ready=False)
+    try:
+        wait_until(lambda: s.client.get("/readyz").json()["error"]["code"] == "model_failed", "model_failed")
+        r = s.client.get("/readyz")
+        assert r.status_code == 503 and "model.onnx" in r.json()["error"]["message"]
+        assert s.client.get("/healthz").json() == {"status": "ok"}  # alive, not ready
+        ner = s.post("/v1/ner", {"text": "서울"})
+        assert ner.status_code == 503 and ner.json()["error"]["code"] == "model_failed"
+    finally:
+        s.stop()
+
+
+def test_readiness_is_503_until_the_model_has_loaded():
+    """In-process uvicorn on loopback, with a loader held on an event: /readyz says not_ready until it returns."""
+    import uvicorn
+
+    from koner.serving.app import Settings, create_app
+
+    release = threading.Event()
+
+    def load():
+        assert release.wait(60)
+        return NER.load()
+
+    config = uvicorn.Config(create_app(load, Settings()), host="127.0.0.1", port=0, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, "uvicorn to start")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            r = c.get("/readyz")
+            assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+            assert r.headers["retry-after"] == "1"
+            busy = c.post("/v1/ner", json={"text": "서울"})
+            assert busy.status_code == 503 and busy.json()["error"]["code"] == "not_ready"
+            release.set()
+            wait_until(lambda: c.get("/readyz").status_code == 200, "the model to load")
+            assert c.post("/v1/ner", json={"text": "아이유 노래 검색해줘."}).json()["entities"][0]["word"] == "아이유"
+    finally:
+        release.set()
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.mark.parametrize("slots,max_queue", [(2, 2), (4, 4), (1, 0)])
+def test_a_burst_of_slots_plus_queue_requests_is_all_admitted(slots, max_queue):
+    """Warm idle slots: a burst of exactly slots + max_queue requests is admitted whole; one more is refused."""
+    from koner.serving.gate import Gate, Overloaded
+
+    gate = Gate(slots, max_queue)
+    hold = threading.Event()
+    started = []
+
+    def work(cancel):
+        started.append(1)
+        assert hold.wait(30)
+        return len(started)
+
+    async def burst(n):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+
+        async def never():
+            await asyncio.Event().wait()
+
+        tasks = [asyncio.ensure_future(gate.run(work, deadline=deadline, disconnected=never)) for _ in range(n)]
+        await asyncio.sleep(0)  # every request reaches admission before any slot can finish
+        loop.call_later(0.2, hold.set)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def warm():  # the slot threads exist and wait for work, as in a server that has answered before
+        await asyncio.gather(*[gate.run(lambda c: 0, deadline=asyncio.get_running_loop().time() + 60,
+                                        disconnected=lambda: asyncio.Event().wait()) for _ in range(slots)])
+
+    try:
+        hold.set()
+        asyncio.run(warm())
+        hold.clear()
+        started.clear()
+        got = asyncio.run(burst(slots + max_queue))
+        assert not [g for g in got if isinstance(g, BaseException)], got
+        hold.clear()
+        started.clear()
+        over = asyncio.run(burst(slots + max_queue + 1))
+        assert sum(isinstance(g, Overloaded) for g in over) == 1
+    finally:
+        hold.set()
+        gate.close()

@@ -89,6 +89,11 @@ class ModelSession:
         self.output_width = self._sess.get_outputs()[0].shape[-1]
         self.quantized = _is_quantized(path) if quantized is None else quantized
 
+    @property
+    def options(self) -> "ort.SessionOptions":
+        """The onnxruntime options the session runs with (threads, memory pattern, optimization level)."""
+        return self._sess.get_session_options()
+
     def run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Logits [batch, seq, labels] for padded ids and their attention mask."""
         feed = {"input_ids": ids}

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Optional
 
 CGROUP = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
 
 
-def usable_cpus() -> int:
+def usable_cpus(cgroup_root: Path = CGROUP, proc_cgroup: Path = PROC_CGROUP) -> int:
     """CPUs this process may really use: the affinity mask, capped by a container's cgroup CPU quota."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         n = os.cpu_count() or 1
-    quota = cgroup_cpu_quota()
+    quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
     if quota is not None:
         n = min(n, max(1, math.ceil(quota - 1e-9)))
     return max(1, n)
@@ -46,14 +47,14 @@ def engine_cpus() -> int:
     return usable_cpus()
 
 
-def cgroup_cpu_quota(root: Path = CGROUP) -> Optional[float]:
+def cgroup_cpu_quota(root: Path = CGROUP, proc_cgroup: Path = PROC_CGROUP) -> Optional[float]:
     """The CPU quota of this process's cgroup in CPUs (e.g. 1.5), or None when there is none.
 
     cgroup v2: `cpu.max` ("max 100000" or "150000 100000") of the process's own cgroup and its parents;
     cgroup v1: `cpu.cfs_quota_us` / `cpu.cfs_period_us` (quota -1: none).
     """
     limits = []
-    for d in _cgroup_dirs(root):
+    for d in _cgroup_dirs(root, proc_cgroup):
         try:
             if (d / "cpu.max").is_file():
                 quota, period = (d / "cpu.max").read_text().split()[:2]
@@ -69,11 +70,11 @@ def cgroup_cpu_quota(root: Path = CGROUP) -> Optional[float]:
     return min(limits) if limits else None
 
 
-def _cgroup_dirs(root: Path) -> list[Path]:
-    """This process's cgroup folders, innermost first, then their parents up to the root."""
+def _cgroup_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
+    """This process's cgroup folders (as `proc_cgroup` lists them), innermost first, then their parents."""
     dirs: list[Path] = []
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = proc_cgroup.read_text().splitlines()
     except OSError:
         return [root]
     for line in lines:

@@ -1,0 +1,152 @@
+"""Every command that writes: arguments checked before work, documented exit codes, no traceback, files with
+the umask's mode, and nothing left behind by SIGTERM or Ctrl-C."""
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+KONER = [sys.executable, "-m", "koner.cli"]
+LINES = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "", "에어컨 온도 3도 올려줘.", "부산 날씨 알려줘."]
+
+
+def run(args, stdin=None, umask=None, **kw):
+    pre = (lambda: os.umask(umask)) if umask is not None else None
+    return subprocess.run(KONER + args, input=stdin, capture_output=True, text=True, timeout=300, preexec_fn=pre,
+                          **kw)
+
+
+def one_line_error(res, code=2):
+    assert res.returncode == code, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("koner: "), res.stderr
+    return lines[0]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_output_that_is_a_folder_is_refused_before_any_work(tmp_path):
+    # the output is checked before the model loads: a missing model would be the error otherwise
+    line = one_line_error(run(["ner", "--output", str(tmp_path), "--model", str(tmp_path / "nope"), "서울"]))
+    assert "is a folder" in line and "--output" in line
+    line = one_line_error(run(["ner", "--output", str(tmp_path / "no" / "o.jsonl"), "서울"]))
+    assert "no such folder" in line
+    line = one_line_error(run(["ner", "--input", str(tmp_path / "nope.txt"), "--model", str(tmp_path / "x")]))
+    assert "nope.txt" in line  # the input too
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_closed_stdout_after_a_text_argument_is_quiet():
+    res = subprocess.run(["bash", "-c", " ".join(KONER) + " ner '서울역으로 안내해줘.' | true"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+
+
+@pytest.mark.parametrize("umask,file_mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask, file_mode):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(LINES) + "\n", "utf-8")
+    assert run(["ner", "--input", str(src), "--output", str(tmp_path / "o.jsonl")], umask=umask).returncode == 0
+    assert mode(tmp_path / "o.jsonl") == file_mode
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in enumerate(LINES)),
+                    "utf-8")
+    for out in ("d.jsonl", "d.parquet"):
+        assert run(["ner-dataset", str(rows), str(tmp_path / out)], umask=umask).returncode == 0
+        assert mode(tmp_path / out) == file_mode, out
+    code = ("import os, sys; from pathlib import Path; from koner import atomic; "
+            "os.umask(int(sys.argv[2], 8)); p = atomic.temp_path(Path(sys.argv[1]), folder=True); "
+            "print(oct(os.stat(p).st_mode & 0o777)); p.rmdir()")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "engine-out"), oct(umask)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == oct(0o777 & ~umask)  # the folder Ray and Spark write their part files into
+
+
+def _start_and_wait_for_part(args, folder: Path, **kw):
+    proc = subprocess.Popen(KONER + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    deadline = time.monotonic() + 120
+    while not any(p.name.endswith(".part") for p in folder.iterdir()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no temporary output appeared"
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_stopped_run_leaves_nothing_behind(tmp_path, sig, code, word):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(LINES * 40_000) + "\n", "utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = _start_and_wait_for_part(["ner", "--input", str(src), "--output", str(tmp_path / "out.jsonl")], tmp_path)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code and err.strip().splitlines()[-1] == f"koner: {word}", err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no final file, no .part
+
+
+def test_sigterm_stops_ner_dataset_without_leftovers(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"id": i, "text": LINES[i % 5]}, ensure_ascii=False)
+                              for i in range(100_000)) + "\n", "utf-8")
+    proc = _start_and_wait_for_part(["ner-dataset", str(rows), str(tmp_path / "out.parquet"), "--batch-size", "64"],
+                                    tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]
+
+
+def test_ctrl_c_on_an_open_stdin_exits_130():
+    proc = subprocess.Popen(KONER + ["ner"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        proc.stdin.write("아이유 노래 검색해줘.\n" * 100)  # more than the workers read ahead; stdin stays open
+        proc.stdin.flush()
+        import select
+
+        assert select.select([proc.stdout], [], [], 120)[0], "no answer to the first line"
+        assert json.loads(proc.stdout.readline())["entities"][0]["word"] == "아이유"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+        err = proc.stderr.read()
+        assert err.strip() == "koner: interrupted" and "Traceback" not in err
+    finally:
+        proc.kill()
+
+
+def test_serve_refuses_bad_arguments_with_exit_2(tmp_path):
+    assert "0 to 65535" in one_line_error(run(["serve", "--port", "70000"]))
+    assert "cannot read the API key" in one_line_error(run(["serve", "--api-key-file", str(tmp_path / "nope")]))
+    (tmp_path / "empty").write_text("")
+    assert "empty" in one_line_error(run(["serve", "--api-key-file", str(tmp_path / "empty")]))
+    assert "no such model folder" in one_line_error(run(["serve", "--model", str(tmp_path / "nope")]))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_error(run(["serve", "--port", str(port)]))
+        assert f"cannot listen on 127.0.0.1:{port}" in line
+
+
+def test_deeply_nested_and_huge_json_lines_are_reported_not_fatal(tmp_path):
+    lines = ["[" * 100_000, '{"text": 1' + "1" * 5000 + "}", json.dumps({"id": 3, "text": "아이유 노래 검색해줘."},
+                                                                         ensure_ascii=False)]
+    res = run(["ner", "--jsonl"], stdin="\n".join(lines) + "\n")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "line 1: not valid JSON koner reads (nested too deeply)" in res.stderr and "line 2: not valid JSON" in res.stderr
+    assert [json.loads(x)["id"] for x in res.stdout.splitlines()] == [3]
+    (tmp_path / "deep.jsonl").write_text('{"text": "서울", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "utf-8")
+    line = one_line_error(run(["ner-dataset", str(tmp_path / "deep.jsonl"), str(tmp_path / "o.jsonl")]))
+    assert "deep.jsonl line 1: not valid JSON koner reads (nested too deeply); nothing was written" in line
