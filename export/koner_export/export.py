@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from koner import atomic
 from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
 
 from .checkpoint import load
@@ -56,12 +57,9 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     ckpt = load(folder)
     src_info["files"] = ckpt.files
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+        tmp = atomic.temp_path(out_dir, folder=True)  # the mode the umask gives, like the final folder's
     except OSError as exc:
         raise ExportError(f"{parent}: cannot write there ({exc.strerror}); choose an OUT_DIR you can write to") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
     try:
         fp32 = tmp / MODEL_FP32_FILE
         progress("exporting to ONNX")

@@ -98,6 +98,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise _Refused(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or "
                        "--host") from None
+    sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them, never refused after the banner
     sock.set_inheritable(True)
     return sock
 
