@@ -3,13 +3,16 @@ enums, and positive counts (threads, workers, batch sizes)."""
 from __future__ import annotations
 
 from enum import Enum
+from typing import TypeVar
+
+C = TypeVar("C", bound="Choice")
 
 
 class Choice(str, Enum):
     """A string enum whose `parse` names the option and its valid values in its error."""
 
     @classmethod
-    def parse(cls, value: "str | Choice") -> "Choice":
+    def parse(cls: "type[C]", value: "str | Choice") -> C:
         """The member named `value`; ValueError listing the valid names otherwise."""
         try:
             return cls(value)

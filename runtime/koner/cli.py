@@ -26,7 +26,10 @@ def build_parser() -> Parser:
     from . import cli_dataset, cli_ner
     from .serving import cli as cli_serve
 
+    from . import __version__
+
     ap = Parser(prog="koner", description="Korean named-entity recognition on onnxruntime.")
+    ap.add_argument("--version", action="version", version=f"koner {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True, parser_class=Parser)
     cli_ner.register(sub)
     cli_dataset.register(sub)

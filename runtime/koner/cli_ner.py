@@ -31,8 +31,9 @@ def register(sub) -> None:
     """Add the `ner` and `mask` verbs to the `koner` command's sub-parsers."""
     p = sub.add_parser("ner", help="print the entities of a text, of lines on stdin, or of a JSONL stream")
     _common(p)
-    p.add_argument("--format", choices=["auto", "table", "jsonl"], default="auto",
-                   help="output: a table on a terminal, JSONL otherwise (auto)")
+    p.add_argument("--format", choices=["auto", "table", "jsonl", "html"], default="auto",
+                   help="output: a table on a terminal, JSONL otherwise (auto); html: one self-contained page "
+                        "with the entities highlighted")
     p.add_argument("--no-text", action="store_true", help="JSONL output without the input text")
     p.set_defaults(run=run_ner, masking=False)
 
@@ -133,6 +134,39 @@ class Writer:
         return n
 
 
+class HtmlWriter:
+    """Writes one self-contained HTML page: a legend, then each text with its entities highlighted, as they come."""
+
+    def __init__(self, out: IO[str], types: Iterable[str]):
+        from .render import Palette, page_head
+
+        self.out, self.palette = out, Palette(tuple(types))
+        self.out.write(page_head(self.palette))
+
+    def write(self, item: Item, ents: Iterable[Entity]) -> int:
+        """Write one text's block; returns how many entities it had."""
+        from .render import block
+
+        counted: list[Entity] = []
+
+        def counting() -> Iterator[Entity]:
+            for e in ents:
+                counted.append(e)
+                yield e
+
+        for piece in block(item.text or "", counting(), self.palette, item.line):
+            self.out.write(piece)
+        n = len(counted)
+        counted.clear()
+        return n
+
+    def finish(self) -> None:
+        """End the page."""
+        from .render import PAGE_END
+
+        self.out.write(PAGE_END)
+
+
 class MaskWriter:
     """Writes each text masked: one line of text, or a JSONL record with the replacements."""
 
@@ -183,6 +217,11 @@ def run_ner(args) -> int:
             return _run(args, ner, source, f, False)  # every line answered or reported: the file is complete
 
 
+def _finish(writer) -> None:
+    if hasattr(writer, "finish"):
+        writer.finish()
+
+
 @contextlib.contextmanager
 def _source(args) -> Iterator[Optional[IO[str]]]:
     """The input lines: --input FILE, stdin, or None for a text argument."""
@@ -207,17 +246,23 @@ def _run(args, ner: NER, source: Optional[IO[str]], out: IO[str], terminal: bool
     if args.masking:
         jsonl_out = args.format == "jsonl" or (args.format == "auto" and args.jsonl)
         writer = MaskWriter(out, jsonl_out, args.jsonl, args.style, args.salt)
+    elif args.format == "html":
+        spans = ner.spans
+        writer = HtmlWriter(out, [t for t in ner.entity_types if spans.keep is None or t in spans.keep])
     else:
         table = args.format == "table" or (args.format == "auto" and terminal)
         writer = Writer(out, table, args.jsonl, with_text=not args.no_text)
     if source is None:
         writer.write(Item(1, text=args.text), ner.iter_entities(args.text))
+        _finish(writer)
         out.flush()
         return exitcodes.OK
     interactive = source.isatty()
     progress = Progress(args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()
                                                    and not (terminal and interactive)))
     failed = _answer(read_items(source, args.jsonl), ner, writer, progress, args, interactive=interactive)
+    _finish(writer)
+    out.flush()
     progress.done()
     if failed:
         print(f"koner: {failed} input line(s) failed", file=sys.stderr)

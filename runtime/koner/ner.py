@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from .session import ModelSession, SessionOptions, default_workers
 from .spans import SpanOptions, entity_types, refine, span_options
 from .tokens import TextTokenizer, Tokens
 from .workers import ordered_map
+
+if TYPE_CHECKING:
+    from .render import Rendered
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 Labels = Union[None, str, Iterable[str]]  # entity types to keep: "PS,LC" or ["PS", "LC"]
@@ -112,6 +115,17 @@ class NER:
         check_style(style)
         return mask_text(text, self.iter_entities(text, aggregation=aggregation, labels=labels, merge=merge,
                                                   decode=decode), style, salt)
+
+    def render(self, texts: Union[str, Iterable[str]], *, aggregation: Optional[str] = None, labels: Labels = None,
+               merge: Optional[Merge] = None, decode: Optional[str] = None) -> "Rendered":
+        """A text (or texts) with its entities highlighted: `.html` is a page, and a notebook shows it inline."""
+        from .render import Rendered
+
+        items = [texts] if isinstance(texts, str) else list(texts)
+        found = self.batch(items, aggregation=aggregation, labels=labels, merge=merge, decode=decode)
+        spans = self._spans(labels, merge)
+        types = [t for t in self.entity_types if spans.keep is None or t in spans.keep]
+        return Rendered(list(zip(items, found)), types)
 
     def tokenize(self, text: str) -> Tokens:
         """The model's tokens of `text`, [CLS] and [SEP] included, with character offsets into it."""

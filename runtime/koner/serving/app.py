@@ -1,7 +1,8 @@
 """The Starlette application of `koner serve`: routes, input checks, errors, API key and access log.
 
 Routes: POST /v1/ner (koner's format), POST / (Hugging Face Inference API's token-classification
-format), GET /healthz, /readyz, /metrics. Every error body is {"error": {"code", "message"}}; no
+format), GET /healthz, /readyz, /metrics, /openapi.json, and the demo page (GET /, /ui.js, /ui.css) unless
+it is turned off. Every error body is {"error": {"code", "message"}}; no
 response ever carries a traceback, and the access log records sizes, status and timings, never text.
 """
 from __future__ import annotations
@@ -19,13 +20,14 @@ from typing import Callable, Optional
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .. import jsonl
 from ..aggregate import STRATEGIES, Strategy, check_decode
 from ..decode import Decode
 from ..ner import NER
+from . import openapi, ui
 from .gate import ClientGone, Gate, Overloaded, Stopped, TimedOut
 from .metrics import CONTENT_TYPE, Metrics
 
@@ -45,6 +47,8 @@ class Settings:
     timeout: float = 30.0
     api_key: Optional[str] = None
     aggregation: str = "simple"
+    decode: str = "argmax"
+    ui: bool = True  # the demo page at GET /
 
 
 class ApiError(Exception):
@@ -211,7 +215,9 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
         body = await read_json(request)
         if not isinstance(body, dict) or "inputs" not in body:
             raise ApiError(422, "invalid_request", 'send {"inputs": "..."} or {"inputs": ["...", ...]}')
-        params = body.get("parameters") or {}
+        params = body.get("parameters")
+        if params is None:
+            params = {}
         if not isinstance(params, dict):
             raise ApiError(422, "invalid_request", "'parameters' must be an object")
         texts, single = texts_of(body["inputs"], "inputs")
@@ -233,9 +239,36 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(service.metrics.text(), media_type=CONTENT_TYPE)
 
-    routes = [Route("/v1/ner", v1_ner, methods=["POST"]), Route("/", hf_inference, methods=["POST"]),
+    from .. import __version__
+
+    spec = openapi.document(settings, __version__, settings.ui)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    def types() -> tuple[str, ...]:
+        return service.ner.entity_types if service.ner is not None else ui.default_types()
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(ui.page(types(), settings.api_key is not None, settings.aggregation, settings.decode),
+                            headers=ui.HEADERS)
+
+    async def script(request: Request) -> Response:
+        return Response(ui.SCRIPT, media_type="text/javascript", headers=ui.HEADERS)
+
+    async def stylesheet(request: Request) -> Response:
+        return Response(ui.stylesheet(types()), media_type="text/css", headers=ui.HEADERS)
+
+    root = ["POST", "GET"] if settings.ui else ["POST"]
+
+    async def root_route(request: Request) -> Response:
+        return await (page(request) if request.method in ("GET", "HEAD") else hf_inference(request))
+
+    routes = [Route("/v1/ner", v1_ner, methods=["POST"]), Route("/", root_route, methods=root),
               Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
-              Route("/metrics", metrics, methods=["GET"])]
+              Route("/metrics", metrics, methods=["GET"]), Route("/openapi.json", openapi_json, methods=["GET"])]
+    if settings.ui:
+        routes += [Route("/ui.js", script, methods=["GET"]), Route("/ui.css", stylesheet, methods=["GET"])]
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -260,13 +293,17 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
 
 
 class ApiKey:
-    """ASGI middleware: with a key set, every route but /healthz needs `Authorization: Bearer <key>`."""
+    """ASGI middleware: with a key set, every route needs `Authorization: Bearer <key>` but /healthz, the
+    OpenAPI document and the demo page's files (which hold no data; the page asks for the key)."""
+
+    PUBLIC = {"/healthz", "/openapi.json", "/ui.js", "/ui.css"}
 
     def __init__(self, app, key: Optional[str]):
         self.app, self.key = app, key.encode() if key else None
 
     async def __call__(self, scope, receive, send):
-        if self.key is None or scope["type"] != "http" or scope["path"] == "/healthz":
+        if self.key is None or scope["type"] != "http" or scope["path"] in self.PUBLIC or \
+                (scope["path"] == "/" and scope["method"] in ("GET", "HEAD")):
             return await self.app(scope, receive, send)
         given = b""
         for name, value in scope.get("headers", []):
@@ -282,7 +319,7 @@ class ApiKey:
 class AccessLog:
     """ASGI middleware: one JSON line per request (method, route, status, bytes, ms) and the request metrics."""
 
-    ROUTES = {"/v1/ner", "/", "/healthz", "/readyz", "/metrics"}
+    ROUTES = {"/v1/ner", "/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/ui.js", "/ui.css"}
 
     def __init__(self, app, metrics: Metrics):
         self.app, self.metrics = app, metrics

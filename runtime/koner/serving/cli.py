@@ -25,7 +25,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("serve", help="an HTTP NER service (uvicorn + Starlette)  [serve extra]",
                        description="Serve NER over HTTP: POST /v1/ner, POST / (Hugging Face Inference API format), "
-                                   "GET /healthz, /readyz, /metrics.")
+                                   "GET /healthz, /readyz, /metrics, /openapi.json, and a demo page at GET /.")
     p.add_argument("--model", help="model folder (default: the bundled stand-in)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=8080, help="port (default 8080; 0: any free port, printed at start)")
@@ -46,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--grace", type=seconds, default=30.0,
                    help="on SIGTERM, seconds to finish requests in flight (30)")
     p.add_argument("--no-access-log", action="store_true", help="no access log lines on stderr")
+    p.add_argument("--no-ui", action="store_true", help="no demo page at GET / (POST / stays the Hugging Face API)")
     p.set_defaults(run=run_serve)
 
 
@@ -132,7 +133,7 @@ def run_serve(args) -> int:
     workers = args.workers or max(1, usable_cpus() // args.threads)
     settings = Settings(workers=workers, max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
                         max_texts=args.max_texts, max_chars=args.max_chars, timeout=args.timeout, api_key=key,
-                        aggregation=args.aggregation)
+                        aggregation=args.aggregation, decode=args.decode, ui=not args.no_ui)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     for name in ("koner.serve", "koner.access"):

@@ -1,0 +1,135 @@
+"""The OpenAPI 3.1 document of `koner serve` (GET /openapi.json), built from the server's own settings, so its
+limits are the ones the server enforces."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..aggregate import STRATEGIES
+from ..decode import DECODES
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def document(settings: Any, version: str, ui: bool) -> dict:
+    """The OpenAPI document for a server started with `settings` (koner.serving.app.Settings)."""
+    limits = (f"At most {settings.max_texts} texts and {settings.max_chars:,} characters in all per request, "
+              f"and a body of at most {settings.max_body_bytes:,} bytes (413 beyond).")
+    key = settings.api_key is not None
+    errors = {
+        "400": _error("The body is not JSON koner can read (invalid, not UTF-8, nested too deeply)."),
+        "413": _error(limits),
+        "415": _error("The body is not sent as application/json."),
+        "422": _error("Valid JSON that is not a valid request: a missing or non-string text, an unknown "
+                      "aggregation or decoding, Viterbi with a word-level aggregation."),
+        "503": _error("The model is still loading (not_ready), could not be loaded (model_failed), or every slot "
+                      "is busy and the queue is full (overloaded); retry after the Retry-After seconds."),
+        "504": _error(f"No answer within {settings.timeout:g} s, queue included."),
+    }
+    if key:
+        errors["401"] = _error("No or a wrong API key; send 'Authorization: Bearer <key>'.")
+    security = [{"bearer": []}] if key else []
+    strategy = {"type": ["string", "null"], "enum": [*STRATEGIES, None], "default": settings.aggregation,
+                "description": "null or absent: the server's default"}
+    decode = {"type": ["string", "null"], "enum": [*DECODES, None], "default": settings.decode,
+              "description": "viterbi works with aggregation none or simple; null or absent: the server's default"}
+    text = {"type": "string", "maxLength": settings.max_chars}
+    texts = {"type": "array", "items": text, "maxItems": settings.max_texts}
+    paths: dict = {
+        "/v1/ner": {"post": {
+            "summary": "Entities of one text or of a list of texts",
+            "operationId": "ner",
+            "security": security,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                {"type": "object", "required": ["text"], "not": {"required": ["texts"]},
+                 "properties": {"text": text, "aggregation": strategy, "decode": decode}},
+                {"type": "object", "required": ["texts"], "not": {"required": ["text"]},
+                 "properties": {"texts": texts, "aggregation": strategy, "decode": decode}},
+            ]}}}},
+            "responses": {"200": {"description": "Each text's entities, in input order; every entity is the "
+                                                 "transformers pipeline's dict plus `text`, the exact slice",
+                                  "content": {"application/json": {"schema": {"oneOf": [
+                                      {"type": "object", "required": ["entities"], "additionalProperties": False,
+                                       "properties": {"entities": {"$ref": "#/components/schemas/Entities"}}},
+                                      {"type": "object", "required": ["results"], "additionalProperties": False,
+                                       "properties": {"results": {"type": "array", "items": {
+                                           "type": "object", "required": ["entities"], "additionalProperties": False,
+                                           "properties": {"entities": {"$ref": "#/components/schemas/Entities"}}}}}},
+                                  ]}}}},
+                          **errors}}},
+        "/": {"post": {
+            "summary": "The Hugging Face Inference API's token-classification request and answer",
+            "operationId": "hf_inference",
+            "security": security,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["inputs"],
+                "properties": {"inputs": {"oneOf": [text, texts]},
+                               "parameters": {"type": ["object", "null"], "properties": {
+                                   "aggregation_strategy": strategy, "decode": decode}}}}}}},
+            "responses": {"200": {"description": "A list of entities for a string input, a list of such lists for "
+                                                 "a list input",
+                                  "content": {"application/json": {"schema": {"anyOf": [  # [] is both
+                                      {"$ref": "#/components/schemas/PipelineEntities"},
+                                      {"type": "array", "items": {"$ref": "#/components/schemas/PipelineEntities"}},
+                                  ]}}}},
+                          **errors}}},
+        "/healthz": {"get": {"summary": "Alive (never needs the API key)", "operationId": "healthz",
+                             "security": [],
+                             "responses": {"200": {"description": "The process answers", "content": {
+                                 "application/json": {"schema": {"type": "object", "required": ["status"],
+                                                                 "properties": {"status": {"const": "ok"}}}}}}}}},
+        "/readyz": {"get": {"summary": "Model loaded and warmed up", "operationId": "readyz", "security": security,
+                            "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {
+                                "type": "object", "required": ["status"],
+                                "properties": {"status": {"const": "ready"}}}}}},
+                                "503": _error("not_ready while the model loads, model_failed if it could not"),
+                                **({"401": errors["401"]} if key else {})}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics", "security": security,
+                             "responses": {"200": {"description": "The exposition text format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                           **({"401": errors["401"]} if key else {})}}},
+        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [],
+                                  "responses": {"200": {"description": "OpenAPI 3.1",
+                                                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+    }
+    if ui:
+        for path, op, kind, what in (("/", "page", "text/html", "The demo page"),
+                                     ("/ui.js", "ui_js", "text/javascript", "The demo page's script"),
+                                     ("/ui.css", "ui_css", "text/css", "The demo page's stylesheet")):
+            paths.setdefault(path, {})["get"] = {
+                "summary": what + " (never needs the API key)", "operationId": op, "security": [],
+                "responses": {"200": {"description": what, "content": {kind: {"schema": {"type": "string"}}}}}}
+    entity_common = {"score": {"type": "number", "minimum": 0, "maximum": 1}, "word": {"type": "string"},
+                     "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "koner serve", "version": version,
+                 "description": "Korean named-entity recognition. " + limits},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}} if key else {},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
+                    "error": {"type": "object", "required": ["code", "message"], "additionalProperties": False,
+                              "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Entities": {"type": "array", "items": {"oneOf": [
+                    {"type": "object", "additionalProperties": False,
+                     "required": ["entity_group", "score", "word", "start", "end", "text"],
+                     "properties": {"entity_group": {"type": "string"}, **entity_common, "text": {"type": "string"}}},
+                    {"type": "object", "additionalProperties": False,
+                     "required": ["entity", "score", "index", "word", "start", "end", "text"],
+                     "properties": {"entity": {"type": "string"}, "index": {"type": "integer"}, **entity_common,
+                                    "text": {"type": "string"}}},
+                ]}},
+                "PipelineEntities": {"type": "array", "items": {"oneOf": [
+                    {"type": "object", "additionalProperties": False,
+                     "required": ["entity_group", "score", "word", "start", "end"],
+                     "properties": {"entity_group": {"type": "string"}, **entity_common}},
+                    {"type": "object", "additionalProperties": False,
+                     "required": ["entity", "score", "index", "word", "start", "end"],
+                     "properties": {"entity": {"type": "string"}, "index": {"type": "integer"}, **entity_common}},
+                ]}},
+            },
+        },
+    }
