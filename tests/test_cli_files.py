@@ -150,3 +150,74 @@ def test_deeply_nested_and_huge_json_lines_are_reported_not_fatal(tmp_path):
     (tmp_path / "deep.jsonl").write_text('{"text": "서울", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "utf-8")
     line = one_line_error(run(["ner-dataset", str(tmp_path / "deep.jsonl"), str(tmp_path / "o.jsonl")]))
     assert "deep.jsonl line 1: not valid JSON koner reads (nested too deeply); nothing was written" in line
+
+
+def test_a_fifo_or_a_symlink_as_output_is_written_through(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    res = run(["ner", "--output", str(fifo), "아이유 노래 검색해줘."])
+    got, _ = reader.communicate(timeout=60)
+    assert res.returncode == 0 and json.loads(got)["entities"][0]["word"] == "아이유"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not replaced by a file
+    target, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    assert run(["ner", "--output", str(link), "서울역으로 안내해줘."]).returncode == 0
+    assert link.is_symlink() and json.loads(target.read_text("utf-8"))["entities"][0]["word"] == "서울역"
+
+
+def test_an_unwritable_output_folder_or_a_full_disk_is_one_line(tmp_path):
+    line = one_line_error(run(["ner", "--output", "/proc/koner-out.jsonl", "서울"]))
+    assert "/proc: cannot write koner-out.jsonl there" in line
+    full = subprocess.run(["bash", "-c", " ".join(KONER) + " ner '아이유 노래 검색해줘.' > /dev/full"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert full.returncode == 2 and "Traceback" not in full.stderr
+    assert full.stderr.strip() == "koner: No space left on device; outputs under a temporary name were removed"
+
+
+def test_a_folder_output_replaced_under_an_interrupt_is_old_or_new_never_neither(tmp_path, monkeypatch):
+    from koner import atomic
+
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    real_rmtree = atomic.shutil.rmtree
+
+    def interrupted(path, *a, **kw):  # Ctrl-C while the old folder is being removed
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.output_path(final, folder=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+            monkeypatch.setattr(atomic.shutil, "rmtree", interrupted)
+    monkeypatch.setattr(atomic.shutil, "rmtree", real_rmtree)
+    assert (final / "new.txt").read_text() == "new"
+
+
+def test_a_text_the_model_fails_on_is_skipped_with_its_line_number(tmp_path, monkeypatch, capsys):
+    import koner.ner as kn
+    from koner.cli import main
+
+    load = kn.NER.load
+
+    def failing_load(*a, **kw):
+        ner = load(*a, **kw)
+        run_, bomb = ner.session.run, ner.tokenize("폭탄 문장").ids.tolist()
+
+        def bad(ids, mask):
+            if ids.shape[0] == 1 and ids[0].tolist() == bomb:
+                raise RuntimeError("onnxruntime failed")
+            return run_(ids, mask)
+
+        ner.session.run = bad
+        return ner
+
+    monkeypatch.setattr(kn.NER, "load", failing_load)
+    lines = ["아이유 노래 검색해줘.", "서울역으로 안내해줘. " * 3000, "부산 날씨 알려줘.", "폭탄 문장", "BTS 신곡 틀어줘."]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", "utf-8")
+    assert main(["ner", "--input", str(tmp_path / "in.txt"), "--workers", "2", "--output", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "in.txt line 4: the model failed on it (RuntimeError: onnxruntime failed); line skipped" in err
+    recs = [json.loads(x) for x in (tmp_path / "o").read_text("utf-8").splitlines()]
+    assert [r["line"] for r in recs] == [1, 2, 3, 5]

@@ -239,3 +239,46 @@ def test_import_koner_and_its_command_pull_no_engine():
             "print(heavy); assert not heavy")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_parquet_edge_cases_are_kept_or_refused_in_one_line(tmp_path, capsys):
+    # files of one folder with different columns: the union, nulls where a file lacks a column
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1], "text": ["아이유 노래 검색해줘."]}), folder / "a.parquet")
+    pq.write_table(pa.table({"id": [2], "text": ["서울역으로 안내해줘."], "src": ["web"]}), folder / "b.parquet")
+    assert main(["ner-dataset", str(folder), str(tmp_path / "u.parquet")]) == 0
+    table = pq.read_table(tmp_path / "u.parquet")
+    assert table.drop_columns(["entities"]).to_pylist() == [{"id": 1, "text": "아이유 노래 검색해줘.", "src": None},
+                                                           {"id": 2, "text": "서울역으로 안내해줘.", "src": "web"}]
+    # no rows: still the input's columns and the entities column
+    pq.write_table(pa.table({"id": pa.array([], pa.int64()), "text": pa.array([], pa.string())}), tmp_path / "z.parquet")
+    assert main(["ner-dataset", str(tmp_path / "z.parquet"), str(tmp_path / "z-out.parquet")]) == 0
+    assert pq.read_table(tmp_path / "z-out.parquet").column_names == ["id", "text", "entities"]
+    capsys.readouterr()
+    # what Parquet cannot hold is one line, exit 2, before anything is written
+    for name, row in (("big", '{"text": "서울", "n": 18446744073709551616}'), ("empty", '{"text": "서울", "m": {}}')):
+        (tmp_path / f"{name}.jsonl").write_text(row + "\n", "utf-8")
+        assert main(["ner-dataset", str(tmp_path / f"{name}.jsonl"), str(tmp_path / f"{name}.parquet")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "nothing was written" in err and "write JSONL instead" in err
+        assert not (tmp_path / f"{name}.parquet").exists()
+
+
+def test_raw_bytes_that_are_not_utf8_are_answered_as_koner_ner_answers_them(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes('{"id": 1, "text": "아이유 노래 검색해줘. '.encode() + b"\xff" + b'"}\n' +
+                    '{"id": 2, "text": "서울역으로 안내해줘."}\n'.encode())
+    assert main(["ner-dataset", str(src), str(tmp_path / "out.jsonl")]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
+    assert rows[0]["text"] == "아이유 노래 검색해줘. \udcff" and rows[0]["entities"][0]["text"] == "아이유"
+    assert main(["ner-dataset", str(src), str(tmp_path / "out.parquet")]) == 0
+    assert pq.read_table(tmp_path / "out.parquet").column("text").to_pylist()[0] == "아이유 노래 검색해줘. \ufffd"
+    capsys.readouterr()
+
+
+def test_the_predictor_refuses_bad_options_where_it_is_made():
+    with pytest.raises(ValueError, match="'none' or 'simple'"):
+        NERPredictor(aggregation="first", decode="viterbi")
+    with pytest.raises(ValueError, match="XX"):
+        NERPredictor(labels="PS,XX")

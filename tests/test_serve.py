@@ -56,6 +56,14 @@ def test_entities_equal_the_library(server):
         assert all(e["text"] == t[e["start"]:e["end"]] for e in r["entities"])
 
 
+def test_an_escaped_lone_surrogate_is_answered_not_a_500(server):
+    body = '{"text": "서울\\ud800역으로 안내해줘."}'  # valid JSON; the entity's slice keeps the surrogate
+    r = server.client.post("/v1/ner", content=body.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 200
+    ents = json.loads(r.content)["entities"]
+    assert ents and ents[0]["text"] == "서울\ud800역" and ents[0]["start"] == 0
+
+
 def test_hugging_face_inference_api_format(server):
     ner = NER.load()
     single = server.post("/", {"inputs": TEXTS[4]})

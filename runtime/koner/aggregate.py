@@ -5,9 +5,11 @@ slice of the text differ in length ([UNK] never is); `simple` and `none` label e
 argmax, `first | average | max` first fuse subwords into words; B-/I- grouping, where an `O` or a
 new `B-` closes a group, with the group's mean score; `O` is left out.
 
-`EntityStream` does the same for a long text whose rows arrive window by window: it cuts the rows at
-a word that every strategy labels `O` (where no entity can continue) and groups each piece alone, so
-it holds a few thousand rows at a time and gives exactly the entities of the whole text.
+`Aggregation` holds one configuration of all this (labels, strategy, decoder, the tokenizer's word rules).
+Its `EntityStream` does the same for a long text whose rows arrive window by window: it looks at each row
+once, cuts the rows where a new group starts (so no entity crosses the cut) and groups each piece alone,
+so it holds a few thousand rows at a time, takes time linear in the text and gives exactly the entities
+of the whole text.
 """
 from __future__ import annotations
 

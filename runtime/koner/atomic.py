@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -33,24 +34,34 @@ def umask() -> int:
 def temp_path(final: Path, folder: bool = False) -> Path:
     """A fresh temporary file (or folder) beside `final`, with the mode the umask gives."""
     parent = final.absolute().parent
-    if folder:
-        path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=parent))
-        os.chmod(path, 0o777 & ~umask())
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=parent)
-        os.fchmod(fd, 0o666 & ~umask())
-        os.close(fd)
-        path = Path(name)
+    try:
+        if folder:
+            path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=parent))
+            os.chmod(path, 0o777 & ~umask())
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=parent)
+            os.fchmod(fd, 0o666 & ~umask())
+            os.close(fd)
+            path = Path(name)
+    except OSError as exc:
+        raise OutputError(f"{parent}: cannot write {final.name} there ({exc.strerror or exc}); choose another "
+                          "folder") from None
     return path
 
 
 def replace(tmp: Path, final: Path) -> None:
-    """Move a finished output (file or folder) to its final name, removing what was there."""
-    if final.is_dir() and not final.is_symlink():
-        shutil.rmtree(final)
-    elif final.exists() or final.is_symlink():
-        final.unlink()
+    """Move a finished output (file or folder) to its final name, replacing what was there.
+
+    A file replaces a file in one atomic rename. A folder first moves the old one aside, so an interrupt at any
+    point leaves either the old output or the new one under the final name, never neither.
+    """
+    if not (final.is_dir() and not final.is_symlink()):
+        os.replace(tmp, final)
+        return
+    aside = temp_path(final, folder=True)
+    os.replace(final, aside / "old")
     os.replace(tmp, final)
+    remove(aside)
 
 
 def remove(path: Path) -> None:
@@ -61,9 +72,26 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def is_special(path: Path) -> bool:
+    """True for an existing path that is neither a regular file nor a folder: a FIFO, a device, a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextlib.contextmanager
 def output_path(final: Path, folder: bool = False) -> Iterator[Path]:
-    """A temporary path for an output; moved to `final` when the block ends without an exception."""
+    """A temporary path for an output; moved to `final` when the block ends without an exception.
+
+    A symlink is followed (its target is replaced, the link kept); a FIFO or a device (`/dev/stdout`) is
+    written to directly, since it cannot be replaced.
+    """
+    final = Path(os.path.realpath(final)) if final.is_symlink() else final
+    if not folder and is_special(final):
+        yield final
+        return
     tmp = temp_path(final, folder)
     try:
         yield tmp
@@ -84,6 +112,10 @@ def check_file(final: Path, what: str) -> None:
     """OutputError naming `what` (e.g. "--output") when `final` cannot become an output file."""
     if final.is_dir():
         raise OutputError(f"{final}: is a folder; give a file name for {what}")
+    if final.is_symlink():
+        final = Path(os.path.realpath(final))
+    if is_special(final):
+        return  # a FIFO or a device is written to as it is
     parent = final.absolute().parent
     if not parent.is_dir():
         raise OutputError(f"{parent}: no such folder for {what}")

@@ -64,10 +64,10 @@ def _terminate(signum, frame) -> NoReturn:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of the `koner` command; returns its exit code."""
-    args = build_parser().parse_args(argv)
-    if args.verb != "serve":  # `koner serve` drains its requests on SIGTERM itself
-        signal.signal(signal.SIGTERM, _terminate)
     try:
+        args = build_parser().parse_args(argv)
+        if args.verb != "serve":  # `koner serve` drains its requests on SIGTERM itself
+            signal.signal(signal.SIGTERM, _terminate)
         return args.run(args)
     except KonerError as exc:
         print(f"koner: {exc}", file=sys.stderr)
@@ -75,6 +75,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head -1`): stop quietly, nothing more to write
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return exitcodes.OK
+    except OSError as exc:  # a full disk, an unwritable folder, a file gone: one line, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"koner: {where}{exc.strerror or exc}; outputs under a temporary name were removed", file=sys.stderr)
+        return exitcodes.USAGE
     except Terminated:
         print("koner: terminated", file=sys.stderr)
         return exitcodes.TERMINATED

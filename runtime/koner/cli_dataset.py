@@ -93,6 +93,10 @@ def run_dataset(args) -> int:
     except (KonerError, ValueError, TypeError, KeyError) as exc:
         print(f"koner: {_message(exc)}; nothing was written", file=sys.stderr)
         return exitcodes.USAGE
+    except OSError as exc:  # a full disk, a file gone while it was read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"koner: {where}{exc.strerror or exc}; nothing was written", file=sys.stderr)
+        return exitcodes.USAGE
     except ImportError as exc:
         print(f"koner: {exc}", file=sys.stderr)
         return exitcodes.USAGE

@@ -19,7 +19,7 @@ from . import atomic, exitcodes, jsonl
 from .aggregate import STRATEGIES
 from .decode import DECODES
 from .entity import Entity
-from .errors import OutputError
+from .errors import KonerError, OutputError, WorkerError
 from .mask import STYLES, mask
 from .ner import NER
 from .progress import Progress
@@ -211,8 +211,8 @@ def run_ner(args) -> int:
             return exitcodes.USAGE
         if not args.output:
             return _run(args, ner, source, sys.stdout, sys.stdout.isatty())
-        # surrogateescape: undecodable input bytes (lone surrogates) in a table or masked text go back as bytes
-        out = atomic.output_text(Path(args.output), errors="surrogateescape")
+        # tables, masked text and HTML show undecodable input bytes as U+FFFD (offsets kept); JSON escapes them
+        out = atomic.output_text(Path(args.output))
         with out as f:
             return _run(args, ner, source, f, False)  # every line answered or reported: the file is complete
 
@@ -271,36 +271,63 @@ def _run(args, ner: NER, source: Optional[IO[str]], out: IO[str], terminal: bool
 
 
 def _answer(items: Iterator[Item], ner: NER, writer, progress: Progress, args, interactive: bool) -> int:
-    """Answer every item in input order; returns how many failed. Long texts get all workers on their windows."""
+    """Answer every item in input order; returns how many failed. Long texts get all workers on their windows.
+
+    A text the model fails on is reported with its line number and skipped; the others are still answered.
+    """
     failed = 0
     held: deque[Item] = deque()  # items handed to pipe, not yet answered
+    again: deque[Item] = deque()  # items read ahead by a pipe that stopped at a failure, to hand to the next
     long_item: list[Item] = []
     # typed lines are answered one by one; piped input is read ahead and run on the workers
     workers, batch = (1, 1) if interactive else (args.workers, args.batch_size)
+    where = args.input or "stdin"
 
     def shorts() -> Iterator[str]:
-        for item in items:
+        while True:
+            item = again.popleft() if again else next(items, None)
+            if item is None:
+                return
             if item.text is not None and len(item.text) > LONG_TEXT_CHARS:
                 long_item.append(item)
                 return
             held.append(item)
             yield item.text if item.text is not None else ""
 
-    def answer(item: Item, ents: Iterable[Entity]) -> None:
+    def skipped(item: Item, why: str) -> None:
         nonlocal failed
+        failed += 1
+        writer.out.flush()
+        print(f"koner: {where} line {item.line}: {why}; line skipped", file=sys.stderr)
+
+    def answer(item: Item, ents: Iterable[Entity]) -> None:
         if item.error is not None:
-            failed += 1
-            writer.out.flush()
-            print(f"koner: {args.input or 'stdin'} line {item.line}: {item.error}; line skipped", file=sys.stderr)
+            skipped(item, item.error)
             return
         progress.add(entities=writer.write(item, ents))
 
     while True:
-        for ents in ner.pipe(shorts(), batch_size=batch, workers=workers):
-            answer(held.popleft(), ents)
-            writer.out.flush()
+        try:
+            for ents in ner.pipe(shorts(), batch_size=batch, workers=workers):
+                answer(held.popleft(), ents)
+                writer.out.flush()
+        except WorkerError as exc:  # every text before it was answered: the one at fault is the oldest held
+            cause = exc.__cause__ or exc
+            skipped(held.popleft(), f"the model failed on it ({type(cause).__name__}: {cause})")
+            again.extendleft(reversed(held))
+            held.clear()
+            continue
         if not long_item:
             return failed
         item = long_item.pop()
-        answer(item, ner.iter_entities(item.text))
+        try:
+            answer(item, ner.iter_entities(item.text))
+        except Exception as exc:  # its entities so far are written: end the record's line, then report
+            writer.out.write("\n")
+            raise LineFailed(f"{where} line {item.line}: the model failed on it ({type(exc).__name__}: {exc}); "
+                             "its record is incomplete") from None
         writer.out.flush()
+
+
+class LineFailed(KonerError):
+    """A long line's entities could not all be found; what was written for it is incomplete."""

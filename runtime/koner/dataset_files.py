@@ -13,6 +13,7 @@ becomes U+FFFD (same length: offsets hold), and the job counts the strings it ch
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,8 @@ def check_output(path: str, overwrite: bool) -> None:
         raise DatasetError(f"{path}: already exists; remove it or pass --overwrite")
     if not p.absolute().parent.is_dir():
         raise DatasetError(f"{p.absolute().parent}: no such folder for the output")
+    if not os.access(p.absolute().parent, os.W_OK | os.X_OK):
+        raise DatasetError(f"{p.absolute().parent}: cannot write there; choose another output folder")
 
 
 # ---------------------------------------------------------------------------------------------- local engine
@@ -111,11 +114,11 @@ def run_local(files: list[str], dst: str, predictor: NERPredictor, fmt_in: str, 
     """Annotate every row of `files` into the file `dst` with `predictor`, in input order; returns the counts."""
     counts = Counts()
     schema = None
-    if fmt_in == "jsonl" and fmt_out == "parquet":  # the union of the rows' fields, before anything is written
-        schema = jsonl_schema(files, batch_rows)
+    if fmt_out == "parquet":  # the union of the rows' fields (or the files' columns), before anything is written
+        schema = jsonl_schema(files, batch_rows) if fmt_in == "jsonl" else parquet_schema(files)
     with atomic.output_path(Path(dst)) as tmp:
         batches = _parquet_batches(files, batch_rows) if fmt_in == "parquet" else _jsonl_batches(files, batch_rows)
-        writer = _ParquetOut(tmp, schema) if fmt_out == "parquet" else _JsonlOut(tmp)
+        writer = _ParquetOut(tmp, schema, predictor.output_column) if fmt_out == "parquet" else _JsonlOut(tmp)
         with writer:
             for batch in batches:
                 texts = batch.texts(predictor.text_column, predictor.output_column)
@@ -139,9 +142,44 @@ def jsonl_schema(files: list[str], batch_rows: int = 1024) -> Any:
         rows = [_utf8(r) if i in batch.odd else r for i, r in enumerate(batch.rows)]
         try:
             schema = pa.unify_schemas([schema, _batch_schema(pa, rows)], promote_options="permissive")
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
             schema = _conflict(schema, rows, batch.where)
+    for field in schema:
+        if _has_empty_struct(pa, field.type):
+            raise DatasetError(f"field {field.name!r} holds an empty object ({{}}), which Parquet "
+                               "cannot store; write JSONL instead")
     return schema
+
+
+def parquet_schema(files: list[str]) -> Any:
+    """The schema of Parquet files together: every column of any file (types widened as for JSONL); a column
+    of two kinds is a DatasetError naming it and the file, before anything is written."""
+    pa = _pyarrow()
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([])
+    for name in files:
+        try:
+            own = pq.read_schema(name)
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a file that is not Parquet
+            raise DatasetError(f"{name}: not a Parquet file pyarrow can read ({exc})") from None
+        try:
+            schema = pa.unify_schemas([schema, own], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            clash = next((f.name for f in own if f.name in schema.names and f.type != schema.field(f.name).type),
+                         None)
+            what = f"column {clash!r} is {own.field(clash).type} here but {schema.field(clash).type} in earlier " \
+                   "files" if clash else str(exc)
+            raise DatasetError(f"{name}: {what}; one column holds one type") from None
+    return schema
+
+
+def _has_empty_struct(pa: Any, kind: Any) -> bool:
+    if pa.types.is_struct(kind):
+        return kind.num_fields == 0 or any(_has_empty_struct(pa, f.type) for f in kind)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _has_empty_struct(pa, kind.value_type)
+    return False
 
 
 def _batch_schema(pa: Any, rows: list[dict]) -> Any:
@@ -158,7 +196,7 @@ def _conflict(schema: Any, rows: list[dict], where: list[str]) -> Any:
         for name, value in row.items():
             try:
                 kind = _batch_schema(pa, [{name: value}])
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
                 raise DatasetError(f"{at}: field {name!r} holds a value Parquet cannot store ({exc}); "
                                    "write JSONL instead") from None
             try:
@@ -236,7 +274,7 @@ def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
     odd: list[int] = []
     for name in files:
         try:
-            source = open(name, encoding="utf-8")
+            source = open(name, encoding="utf-8", errors="surrogateescape")  # bad bytes: lone surrogates
         except OSError as exc:
             raise DatasetError(f"{name}: cannot read it ({exc.strerror})") from None
         with source:
@@ -250,7 +288,7 @@ def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
                         raise DatasetError(f"{name} line {n}: {exc}") from None
                     if not isinstance(row, dict):
                         raise DatasetError(f"{name} line {n}: not a JSON object")
-                    if "\\" in line and _SURROGATE_ESCAPE.search(line):
+                    if ("\\" in line and _SURROGATE_ESCAPE.search(line)) or encodable(line) is not line:
                         odd.append(len(rows))
                     rows.append(row)
                     where.append(f"{name} line {n}")
@@ -305,9 +343,9 @@ class _ParquetOut:
     `rows_schema`: for JSONL rows, the union schema `jsonl_schema` found, so every batch has every column.
     """
 
-    def __init__(self, path: Path, rows_schema: Any = None):
+    def __init__(self, path: Path, rows_schema: Any = None, column: Optional[str] = None):
         self.path, self.writer, self.schema = path, None, None
-        self.rows_schema = rows_schema
+        self.rows_schema, self.column = rows_schema, column
 
     def __enter__(self) -> "_ParquetOut":
         return self
@@ -315,11 +353,14 @@ class _ParquetOut:
     def __exit__(self, *exc) -> None:
         if self.writer is not None:
             self.writer.close()
-        elif exc[0] is None:  # no rows at all: still a valid (empty) Parquet file
+        elif exc[0] is None:  # no rows at all: still a valid Parquet file, with the input's columns and ours
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.table({}), self.path)
+            from .distributed import entities_type
+
+            fields = list(self.rows_schema or []) + [pa.field(self.column or "entities", entities_type())]
+            pq.write_table(pa.schema(fields).empty_table(), self.path)
 
     def write(self, batch: Any, column: str, found: list) -> int:
         """Write a batch's rows with their entities; returns how many strings lost lone surrogates to U+FFFD."""
@@ -330,7 +371,7 @@ class _ParquetOut:
 
         replaced = 0
         if isinstance(batch, _Arrow):
-            table = pa.Table.from_batches([batch.batch])
+            table = _conform(pa, pa.Table.from_batches([batch.batch]), self.rows_schema, batch.where)
         else:
             rows = list(batch.rows)
             for i in batch.odd:
@@ -360,3 +401,19 @@ def _changed(value: Any) -> int:
     if isinstance(value, list):
         return sum(_changed(v) for v in value)
     return 0
+
+
+def _conform(pa: Any, table: Any, schema: Any, where: str) -> Any:
+    """`table` with every column of `schema`, in its order and types (a column a file lacks is null)."""
+    if schema is None or table.schema == schema:
+        return table
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            try:
+                columns.append(table.column(field.name).cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise DatasetError(f"{where}: column {field.name!r} does not fit {field.type} ({exc})") from None
+        else:
+            columns.append(pa.nulls(len(table), field.type))
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -14,13 +14,14 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .aggregate import Strategy
+from .aggregate import Strategy, check_decode
 from .choices import check_positive
 from .decode import Decode
 from .entity import Entity
 from .errors import ModelNotFoundError
 from .manifest import read_manifest
 from .ner import DEFAULT_MODEL, NER, Labels, Merge
+from .spans import entity_types, span_options
 from .system import engine_cpus
 from .tokens import encodable
 
@@ -62,8 +63,10 @@ class NERPredictor:
                  labels: Labels = None, merge: Merge = False, decode: str = "argmax", batch_size: int = 32):
         folder = model_folder(model)
         self.model = None if model is None else str(folder)
-        self.aggregation = Strategy.parse(aggregation).value
-        self.decode = Decode.parse(decode).value
+        strategy, decoder = Strategy.parse(aggregation), Decode.parse(decode)
+        check_decode(strategy, decoder)  # refused here, on the driver, not in an engine's worker
+        self.aggregation, self.decode = strategy.value, decoder.value
+        span_options(entity_types(read_manifest(folder).labels), labels, merge, "space")  # unknown types, too
         for name, value in (("text_column", text_column), ("output_column", output_column)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a column name, not {value!r}")

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse as StarletteJSON, Response
 from starlette.routing import Route
 
 from .. import jsonl
@@ -49,6 +49,14 @@ class Settings:
     aggregation: str = "simple"
     decode: str = "argmax"
     ui: bool = True  # the demo page at GET /
+
+
+class JSONResponse(StarletteJSON):
+    """A JSON answer written by koner's one JSON rule: UTF-8, with \\u escapes where lone surrogates are (an
+    entity's text keeps what the request sent, and a request may escape surrogates)."""
+
+    def render(self, content: object) -> bytes:
+        return jsonl.dumps(content, separators=(",", ":")).encode("utf-8")
 
 
 class ApiError(Exception):
