@@ -3,6 +3,7 @@ import pytest
 
 pytest.importorskip("torch")  # the fp32 file comes from an export of the stand-in
 
+from conftest import fail_on  # noqa: E402
 from koner import NER, WorkerError  # noqa: E402
 
 TEXTS = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘.", "",
@@ -61,14 +62,7 @@ def test_pipe_reads_at_most_workers_times_batch_size_ahead(fp32):
 
 def test_a_bad_text_in_a_padded_batch_is_named_by_its_input_position(fp32):
     run = fp32.session.run
-    bomb = fp32.tokenizer.encode("폭탄").ids[1]
-
-    def failing(ids, mask):
-        if (ids == bomb).any():
-            raise RuntimeError("onnxruntime failed")
-        return run(ids, mask)
-
-    fp32.session.run = failing
+    fail_on(fp32, "폭탄")
     texts = TEXTS[:9] + ["폭탄 테러"] + TEXTS[:9]
     got = []
     try:

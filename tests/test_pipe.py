@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, fail_on
 from koner import NER, WorkerError
 
 SENTENCES = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘.",
@@ -61,15 +61,7 @@ def test_closing_the_stream_early_stops_the_workers():
 
 def test_an_error_inside_a_worker_names_the_input():
     ner = NER.load(workers=2)
-    run = ner.session.run
-    bomb = ner.tokenizer.encode("폭탄").ids[1]
-
-    def failing(ids, mask):
-        if (ids == bomb).any():
-            raise RuntimeError("onnxruntime failed")
-        return run(ids, mask)
-
-    ner.session.run = failing
+    fail_on(ner, "폭탄")
     texts = SENTENCES[:3] + ["폭탄 테러"] + SENTENCES
     got = []
     with pytest.raises(WorkerError) as err:

@@ -75,3 +75,4 @@ open({str(tmp_path / 'in.txt')!r}, "w", encoding="utf-8").write(text + "\\n" + "
     assert page.count('class="koner-text"') == 3001 and page.count('data-label="PS"') > 10_000
     print(f"\n600,000-character line + 3,000 lines as HTML: peak RSS {peak_mb:.0f} MB")
     assert peak_mb < 400  # the text and its entities are never all held (holding them took far more)
+
