@@ -20,7 +20,7 @@ def test_render_highlights_each_entity_with_its_label(ner):
     view = ner.render(text)
     page = view.html
     assert page.startswith("<!doctype html>") and "<script" not in page and "://" not in page  # no assets
-    marks = re.findall(r'<mark class="koner-t\d+" data-label="(\w+)"[^>]*>([^<]*)<span', page)
+    marks = re.findall(r'<mark class="koner-t-[0-9a-f]+" data-label="(\w+)"[^>]*>([^<]*)<span', page)
     assert marks == [(e.label, e.text) for e in ner(text)] and len(marks) >= 4
     for tag, name in TAG_NAMES.items():  # the legend names every type of the model
         assert f"<b>{tag}</b> {name}" in page
@@ -76,3 +76,14 @@ open({str(tmp_path / 'in.txt')!r}, "w", encoding="utf-8").write(text + "\\n" + "
     print(f"\n600,000-character line + 3,000 lines as HTML: peak RSS {peak_mb:.0f} MB")
     assert peak_mb < 400  # the text and its entities are never all held (holding them took far more)
 
+
+
+def test_each_type_keeps_its_colour_whatever_the_view_and_the_aggregation(ner):
+    text = "어제 아이유가 서울역에서 김민수 씨를 만났다."
+    from koner.render import type_class
+
+    for view in (ner.render(text), ner.render(text, aggregation="none"), ner.render(text, labels="LC")):
+        classes = dict(re.findall(r'<mark class="([\w-]+)" data-label="([\w-]+)"', view.html))
+        assert all(c == type_class(lab.split("-")[-1]) for c, lab in classes.items()), classes
+        assert f".{type_class('PS')}{{background:#ffd6a5}}" in view.html or "PS" not in str(classes.values())
+    assert ".koner-view ." + type_class("LC") + "{background:#b9fbc0}" in ner.render(text, labels="LC").html

@@ -68,7 +68,7 @@ def test_without_splitting_unaligned_entities_are_counted_not_hidden(corpus, ner
     dropped = sum(len(d._.koner_unaligned) for d in expand)  # widened onto a span another entity took
     assert sum(len(d.ents) for d in expand) + dropped == total and widened + dropped == left
     for d in expand:
-        assert all(any(s.start_char <= e.start and e.end <= s.end_char for s in d.ents) for e in d._.koner_widened)
+        assert all(any(s.start_char <= e["start"] and e["end"] <= s.end_char for s in d.ents) for e in d._.koner_widened)
     print(f"\nrule-based tokens: {kept} of {total} entities ({kept / total:.1%}) fall on token boundaries; "
           f"{left} would be widened or left out; expand widened {widened} and could not set {dropped}")
 
@@ -78,7 +78,8 @@ def test_one_doc_options_and_displacy(ner):
     doc = nlp(TEXT)
     assert [(e.text, e.label_) for e in doc.ents] == [(e.text, e.label) for e in ner(TEXT)]
     assert [t.text for t in doc][:3] == ["어제", "아이유", "가"]  # 아이유가 split at the entity's end
-    assert doc._.koner_entities == ner(TEXT)
+    assert [(e["label"], e["start"], e["end"], e["text"]) for e in doc._.koner_entities] == \
+        [(e.label, e.start, e.end, e.text) for e in ner(TEXT)]
     only = _nlp(labels="PS", decode="viterbi", aggregation="simple")(TEXT)
     assert {e.label_ for e in only.ents} == {"PS"}
     html = spacy.displacy.render(doc, style="ent")
@@ -93,7 +94,7 @@ def test_existing_entities_are_kept_and_overlaps_reported():
     doc = nlp(TEXT)
     assert ("아이유가", "CELEB") in [(e.text, e.label_) for e in doc.ents]
     assert ("삼성전자", "OG") in [(e.text, e.label_) for e in doc.ents]
-    assert "아이유" in [e.text for e in doc._.koner_unaligned]
+    assert "아이유" in [e["text"] for e in doc._.koner_unaligned]
 
 
 def test_nlp_pipe_goes_through_ner_pipe():
@@ -119,3 +120,34 @@ def test_a_bad_option_is_a_clear_error():
         _nlp(align="fuzzy")
     with pytest.raises(ValueError, match="aggregation"):
         _nlp(aggregation="mean")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        _nlp(batch_size=0)
+
+
+def test_docs_serialise_and_run_in_several_processes():
+    from spacy.tokens import DocBin
+
+    nlp = _nlp()
+    doc = nlp(TEXT)
+    again = spacy.tokens.Doc(nlp.vocab).from_bytes(doc.to_bytes())
+    assert [(e.text, e.label_) for e in again.ents] == [(e.text, e.label_) for e in doc.ents]
+    assert again._.koner_entities == doc._.koner_entities and len(doc._.koner_entities) == 5
+    bin_ = DocBin(store_user_data=True, docs=[doc])
+    assert [(e.text, e.label_) for e in next(bin_.get_docs(nlp.vocab)).ents] == [(e.text, e.label_) for e in doc.ents]
+    texts = ["서울역으로 안내해줘.", "아이유 노래 검색해줘.", "부산 날씨 알려줘."] * 2
+    many = [[(e.text, e.label_) for e in d.ents] for d in nlp.pipe(texts, n_process=2, batch_size=2)]
+    assert many == [[(e.text, e.label_) for e in nlp(t).ents] for t in texts]
+
+
+def test_splitting_keeps_an_existing_parse_and_its_sentences():
+    from spacy.tokens import Doc
+
+    nlp = _nlp()
+    words, spaces = ["아이유가", "노래를", "불렀다", "."], [True, True, False, False]
+    doc = Doc(nlp.vocab, words=words, spaces=spaces, heads=[2, 2, 2, 2], deps=["nsubj", "obj", "ROOT", "punct"])
+    doc = nlp.get_pipe("koner_ner")(doc)
+    assert [t.text for t in doc] == ["아이유", "가", "노래를", "불렀다", "."]
+    assert [(t.text, t.head.text, t.dep_) for t in doc][:3] == [("아이유", "불렀다", "nsubj"), ("가", "아이유", "dep"),
+                                                                ("노래를", "불렀다", "obj")]
+    assert [s.text for s in doc.sents] == ["아이유가 노래를 불렀다."]
+    assert [(e.text, e.label_) for e in doc.ents] == [("아이유", "PS")]

@@ -8,6 +8,7 @@ renamed at the end: a file with the final name is always complete.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import sys
 from collections import deque
@@ -137,16 +138,31 @@ class Writer:
 class HtmlWriter:
     """Writes one self-contained HTML page: a legend, then each text with its entities highlighted, as they come."""
 
-    def __init__(self, out: IO[str], types: Iterable[str]):
+    def __init__(self, out: IO[str], types: Iterable[str], jsonl_input: bool = False):
         from .render import Palette, page_head
 
-        self.out, self.palette = out, Palette(tuple(types))
+        self.out, self.palette, self.jsonl_input = out, Palette(tuple(types)), jsonl_input
         self.out.write(page_head(self.palette))
+
+    def _caption(self, item: Item) -> None:
+        import html
+
+        what = f"id {json.dumps(item.ident, ensure_ascii=False)}" if self.jsonl_input else f"line {item.line}"
+        self.out.write(f'<div class="koner-caption">{html.escape(encodable(what))}</div>\n')
+
+    def skipped(self, item: Item, why: str) -> None:
+        """Show a line that could not be answered, with why, where its text would be."""
+        import html
+
+        self.out.write(f'<div class="koner-text koner-none" id="text-{item.line}">line {item.line} skipped: '
+                       f'{html.escape(encodable(why))}</div>\n')
 
     def write(self, item: Item, ents: Iterable[Entity]) -> int:
         """Write one text's block; returns how many entities it had."""
         from .render import block
 
+        if self.jsonl_input:
+            self._caption(item)
         counted: list[Entity] = []
 
         def counting() -> Iterator[Entity]:
@@ -210,6 +226,9 @@ def run_ner(args) -> int:
             print(f"koner: {exc}", file=sys.stderr)
             return exitcodes.USAGE
         if not args.output:
+            if sys.stdout is None:  # started with its standard output closed
+                print("koner: standard output is closed; give --output FILE", file=sys.stderr)
+                return exitcodes.USAGE
             return _run(args, ner, source, sys.stdout, sys.stdout.isatty())
         # tables, masked text and HTML show undecodable input bytes as U+FFFD (offsets kept); JSON escapes them
         out = atomic.output_text(Path(args.output))
@@ -248,7 +267,7 @@ def _run(args, ner: NER, source: Optional[IO[str]], out: IO[str], terminal: bool
         writer = MaskWriter(out, jsonl_out, args.jsonl, args.style, args.salt)
     elif args.format == "html":
         spans = ner.spans
-        writer = HtmlWriter(out, [t for t in ner.entity_types if spans.keep is None or t in spans.keep])
+        writer = HtmlWriter(out, [t for t in ner.entity_types if spans.keep is None or t in spans.keep], args.jsonl)
     else:
         table = args.format == "table" or (args.format == "auto" and terminal)
         writer = Writer(out, table, args.jsonl, with_text=not args.no_text)
@@ -297,6 +316,8 @@ def _answer(items: Iterator[Item], ner: NER, writer, progress: Progress, args, i
     def skipped(item: Item, why: str) -> None:
         nonlocal failed
         failed += 1
+        if hasattr(writer, "skipped"):
+            writer.skipped(item, why)
         writer.out.flush()
         print(f"koner: {where} line {item.line}: {why}; line skipped", file=sys.stderr)
 

@@ -33,31 +33,40 @@ overflow-wrap:anywhere}
 .koner-view mark{padding:.05rem .2rem;border-radius:.3rem;color:inherit}
 .koner-view mark .koner-label{margin-left:.25rem;font-size:10px;font-weight:700;vertical-align:middle;opacity:.75}
 .koner-view .koner-none{color:#6e7781;font-size:13px}
+.koner-view .koner-caption{color:#6e7781;font-size:12px;margin:0 0 -.6rem .8rem}
 """
 
 
+def entity_type(label: str) -> str:
+    """The type of an entity's label: `PS` for `PS`, and for aggregation `none`'s `B-PS` / `I-PS`."""
+    return label[2:] if label[:2] in ("B-", "I-") else label
+
+
+def type_class(kind: str) -> str:
+    """The CSS class of an entity type, made from its name alone (any name is safe, and the same type has the
+    same class, so two views on one page never recolour each other)."""
+    return "koner-t-" + kind.encode("utf-8").hex()
+
+
 class Palette:
-    """A CSS class and colour for each entity type (the 15 TTA tags' own colours, then spare ones in turn)."""
+    """A CSS class and colour for each entity type (the 15 TTA tags' own colours, others from a spare set)."""
 
     def __init__(self, types: Sequence[str]):
         self.types = tuple(types)
-        self.index = {t: i for i, t in enumerate(self.types)}
-        spare = iter(_SPARE * (len(self.types) // len(_SPARE) + 1))
-        self.colours = [TAG_COLOURS.get(t) or next(spare) for t in self.types]
+        self.colours = [TAG_COLOURS.get(t) or _SPARE[sum(t.encode("utf-8")) % len(_SPARE)] for t in self.types]
 
     def cls(self, label: str) -> str:
-        """The CSS class of a type (types are numbered, so any label name is safe)."""
-        i = self.index.get(label)
-        return "koner-other" if i is None else f"koner-t{i}"
+        """The CSS class of a label's type."""
+        return type_class(entity_type(label))
 
     def css(self) -> str:
         """The stylesheet: layout, and one rule per type."""
-        rules = [f".koner-view .koner-t{i}{{background:{c}}}" for i, c in enumerate(self.colours)]
-        return _CSS.strip() + "\n.koner-view .koner-other{background:#eaeef2}\n" + "\n".join(rules) + "\n"
+        rules = [f".koner-view .{type_class(t)}{{background:{c}}}" for t, c in zip(self.types, self.colours)]
+        return _CSS.strip() + "\n.koner-view mark{background:#eaeef2}\n" + "\n".join(rules) + "\n"
 
     def legend(self) -> str:
         """The types with their names, as a list of coloured chips."""
-        items = "".join(f'<li class="{self.cls(t)}"><b>{_esc(t)}</b> {_esc(TAG_NAMES.get(t, ""))}</li>'
+        items = "".join(f'<li class="{type_class(t)}"><b>{_esc(t)}</b> {_esc(TAG_NAMES.get(t, ""))}</li>'
                         for t in self.types)
         return f'<ul class="koner-legend">{items}</ul>'
 
@@ -73,7 +82,7 @@ def marked(text: str, entities: Iterable[Entity], palette: Palette) -> Iterator[
         if e.start < at:  # entities come in text order and never overlap; anything else is shown as plain text
             continue
         yield _esc(text[at:e.start])
-        title = f"{e.label} {TAG_NAMES.get(e.label, '')} {e.score:.3f}".replace("  ", " ")
+        title = f"{e.label} {TAG_NAMES.get(entity_type(e.label), '')} {e.score:.3f}".replace("  ", " ")
         yield (f'<mark class="{palette.cls(e.label)}" data-label="{_esc(e.label)}" title="{_esc(title)}">'
                f'{_esc(text[e.start:e.end])}<span class="koner-label">{_esc(e.label)}</span></mark>')
         at, n = e.end, n + 1

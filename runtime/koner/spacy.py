@@ -8,7 +8,8 @@ often ends inside a token of spaCy's rule-based tokenizer; `align` says what to 
 - `"strict"`: keep the tokens, and leave out an entity that does not fall on token boundaries;
 - `"expand"`: keep the tokens, and widen such an entity to the tokens it touches.
 
-Either way nothing is silent: `doc._.koner_entities` holds koner's own entities, `doc._.koner_unaligned` those
+Either way nothing is silent: `doc._.koner_entities` holds koner's own entities (as dicts: label, start, end,
+score, text, so a doc still serialises and `nlp.pipe(n_process=...)` works), `doc._.koner_unaligned` those
 that could not be set (strict: not on token boundaries; expand: widened onto a span already taken; or
 overlapping an entity the doc already had, with `keep_existing`), and `doc._.koner_widened` those set wider
 than koner found them (expand). `nlp.pipe` runs the texts through `NER.pipe` (worker threads, batching).
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Iterable, Iterator, Optional, Union
 
+from .choices import check_positive
 from .entity import Entity
 from .ner import NER
 
@@ -44,6 +46,7 @@ class KonerNER:
                  threads: Optional[int] = None):
         if align not in ALIGN:
             raise ValueError(f"align must be one of {', '.join(ALIGN)}, not {align!r}")
+        check_positive("batch_size", batch_size)
         self.name, self.align, self.keep_existing, self.batch_size = name, align, keep_existing, batch_size
         self.ner = NER.load(model, labels=labels, merge=merge, decode=decode, aggregation=aggregation,
                             workers=workers, threads=threads)
@@ -82,11 +85,15 @@ class KonerNER:
             spans.append(span)
             taken.append((span.start_char, span.end_char))
         doc.ents = sorted(existing + spans, key=lambda s: s.start)
-        doc._.koner_entities = ents
-        doc._.koner_unaligned = missed
-        doc._.koner_widened = widened
+        doc._.koner_entities = [_record(e) for e in ents]
+        doc._.koner_unaligned = [_record(e) for e in missed]
+        doc._.koner_widened = [_record(e) for e in widened]
         self.unaligned += len(missed) + len(widened)
         return doc
+
+
+def _record(e: Entity) -> dict:
+    return {"label": e.label, "start": e.start, "end": e.end, "score": e.score, "text": e.text}
 
 
 def _split_at(doc: Doc, ents: list[Entity]) -> Doc:
@@ -104,8 +111,12 @@ def _split_at(doc: Doc, ents: list[Entity]) -> Doc:
     if plans:
         with doc.retokenize() as retokenizer:
             for token, orths in plans:
-                heads = [(token, 0)] * len(orths)  # the pieces hang on the first one: no parse is implied
-                retokenizer.split(token, orths, heads=heads)
+                # the first piece keeps the token's place in a parse (its head, dependency, sentence start);
+                # the others hang on it
+                first = token.head if token.head.i != token.i else (token, 0)
+                heads = [first] + [(token, 0)] * (len(orths) - 1)
+                attrs = {"DEP": [token.dep_] + ["dep" if token.dep_ else ""] * (len(orths) - 1)}
+                retokenizer.split(token, orths, heads=heads, attrs=attrs)
     return doc
 
 

@@ -38,8 +38,9 @@ def register(sub) -> None:
     p.add_argument("--max-chars", type=positive_int, default=100_000,
                    help="characters of all texts of one request together (100,000)")
     p.add_argument("--timeout", type=seconds, default=30.0, help="seconds a request may take, queue included (30)")
-    p.add_argument("--api-key-file", help="file holding the API key (or set KONER_API_KEY); every route but "
-                                          "/healthz then needs 'Authorization: Bearer <key>'")
+    p.add_argument("--api-key-file", help="file holding the API key, printable ASCII (or set KONER_API_KEY); every "
+                                          "route but /healthz, /openapi.json and the demo page's files then needs "
+                                          "'Authorization: Bearer <key>'")
     p.add_argument("--aggregation", default="simple", choices=STRATEGIES, help="default aggregation (simple)")
     p.add_argument("--decode", choices=DECODES, default="argmax",
                    help="default decoding (argmax: the transformers pipeline's labels; viterbi: valid BIO)")
@@ -64,8 +65,17 @@ def _api_key(args) -> "str | None":
                            f"({getattr(exc, 'strerror', None) or exc})") from None
         if not key:
             raise _Refused(f"{args.api_key_file}: the API key file is empty")
-        return key
-    return os.environ.get("KONER_API_KEY") or None
+        return _checked_key(key, args.api_key_file)
+    key = os.environ.get("KONER_API_KEY") or None
+    return None if key is None else _checked_key(key, "KONER_API_KEY")
+
+
+def _checked_key(key: str, where: str) -> str:
+    """The key, if every client can send it: HTTP headers (and browsers' fetch) carry printable ASCII only."""
+    if not (key.isascii() and key.isprintable() and " " not in key):
+        raise _Refused(f"{where}: the API key must be printable ASCII without spaces (a browser cannot send "
+                       "anything else in a header)")
+    return key
 
 
 def _check_model(model: "str | None") -> None:

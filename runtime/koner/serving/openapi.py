@@ -45,7 +45,7 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                 {"type": "object", "required": ["text"], "not": {"required": ["texts"]},
                  "properties": {"text": text, "aggregation": strategy, "decode": decode}},
                 {"type": "object", "required": ["texts"], "not": {"required": ["text"]},
-                 "properties": {"texts": texts, "aggregation": strategy, "decode": decode}},
+                 "properties": {"texts": {"oneOf": [texts, text]}, "aggregation": strategy, "decode": decode}},
             ]}}}},
             "responses": {"200": {"description": "Each text's entities, in input order; every entity is the "
                                                  "transformers pipeline's dict plus `text`, the exact slice",

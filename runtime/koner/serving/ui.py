@@ -6,7 +6,6 @@ results with DOM text nodes only, never as HTML, so an input holding markup is s
 """
 from __future__ import annotations
 
-import html
 from typing import Sequence
 
 from ..aggregate import STRATEGIES
@@ -21,11 +20,9 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
 
 def page(types: Sequence[str], key_required: bool, aggregation: str, decode: str) -> str:
     """The demo page for a model with these entity types."""
-    esc = html.escape
     options = "".join(f'<option value="{s}"{" selected" if s == aggregation else ""}>{s}</option>' for s in STRATEGIES)
     decodes = "".join(f'<option value="{d}"{" selected" if d == decode else ""}>{d}</option>' for d in DECODES)
     legend = Palette(types).legend()
-    names = esc(" ".join(types))
     return f"""<!doctype html>
 <html lang="ko">
 <head>
@@ -35,7 +32,7 @@ def page(types: Sequence[str], key_required: bool, aggregation: str, decode: str
 <link rel="stylesheet" href="/ui.css">
 <script src="/ui.js" defer></script>
 </head>
-<body data-key="{'required' if key_required else 'none'}" data-types="{names}">
+<body data-key="{'required' if key_required else 'none'}">
 <main class="koner-view">
 <h1>koner <small>Korean named-entity recognition</small></h1>
 <form id="form">
@@ -75,7 +72,11 @@ pre{background:#f6f8fa;padding:.75rem;overflow:auto;font-size:12px}
 SCRIPT = r"""'use strict';
 (function () {
   const $ = (id) => document.getElementById(id);
-  const types = (document.body.dataset.types || '').split(' ').filter(Boolean);
+  // the class of an entity type: koner-t- and the hex of its UTF-8 bytes, as koner.render.type_class makes it
+  const typeClass = (label) => {
+    const kind = /^[BI]-/.test(label) ? label.slice(2) : label;
+    return 'koner-t-' + Array.from(new TextEncoder().encode(kind), (b) => b.toString(16).padStart(2, '0')).join('');
+  };
   if (document.body.dataset.key === 'required') { $('key-row').hidden = false; }
   const status = (code, message) => {
     $('status').dataset.status = String(code);
@@ -90,8 +91,7 @@ SCRIPT = r"""'use strict';
       const label = e.entity_group || e.entity;
       out.append(document.createTextNode(chars.slice(at, e.start).join('')));
       const mark = document.createElement('mark');
-      const i = types.indexOf(label);
-      mark.className = i < 0 ? 'koner-other' : 'koner-t' + i;
+      mark.className = typeClass(label);
       mark.dataset.label = label;
       mark.title = label + ' ' + e.score.toFixed(3);
       mark.append(document.createTextNode(chars.slice(e.start, e.end).join('')));
