@@ -221,3 +221,13 @@ def test_a_text_the_model_fails_on_is_skipped_with_its_line_number(tmp_path, mon
     assert "in.txt line 4: the model failed on it (RuntimeError: onnxruntime failed); line skipped" in err
     recs = [json.loads(x) for x in (tmp_path / "o").read_text("utf-8").splitlines()]
     assert [r["line"] for r in recs] == [1, 2, 3, 5]
+
+
+def test_verbose_says_how_the_model_runs():
+    from koner.cpu import int8_path
+
+    res = run(["ner", "--verbose", "--workers", "2", "아이유 노래 검색해줘."])
+    assert res.returncode == 0 and json.loads(res.stdout)["entities"][0]["word"] == "아이유"
+    line = res.stderr.strip()
+    assert line.startswith("koner: model ") and "(int8, 31 labels)" in line
+    assert f"CPU int8 path {int8_path()}" in line and "2 worker(s) x 1 thread(s)" in line

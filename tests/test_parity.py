@@ -168,3 +168,6 @@ def test_a_model_compared_with_itself_gives_the_known_perfect_report(ckpt, expor
     assert s["int8_decisive_texts"] == 0 and rep["worst_disagreements"] == []
     assert s["targets"]["int8_simple_identical"] == {"target": 0.99, "value": 1.0, "met": True}
     assert all(v["int8_identical"] == 1.0 for v in s["strategies"].values())
+    from koner.cpu import int8_path
+
+    assert s["int8_path"] == int8_path() and f"int8 path is {int8_path()}" in rep["markdown"]

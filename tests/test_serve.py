@@ -75,8 +75,11 @@ def test_hugging_face_inference_api_format(server):
 
 
 def test_health_readiness_and_metrics(server):
+    from koner.cpu import int8_path
+
     assert server.client.get("/healthz").json() == {"status": "ok"}
-    assert server.client.get("/readyz").json() == {"status": "ready"}
+    assert server.client.get("/readyz").json() == {"status": "ready", "int8_path": int8_path()}
+    assert f'koner_info{{int8_path="{int8_path()}",version="0.1.0"}} 1.0' in server.client.get("/metrics").text
     server.post("/v1/ner", {"texts": TEXTS[:2]})
     server.post("/v1/ner", {"text": 5})
     text = server.client.get("/metrics").text

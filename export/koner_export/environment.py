@@ -22,7 +22,10 @@ def versions(modules: tuple[str, ...] = EXPORT_LIBRARIES) -> dict:
 
 def machine() -> dict:
     """Python, platform, CPU count, CPU model and the SIMD flags that matter to int8 kernels."""
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    from koner.cpu import int8_path
+
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "int8_path": int8_path()}
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
         info["cpu"] = next(l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name"))

@@ -18,6 +18,7 @@ import numpy as np
 from koner import NER
 from koner import windows as win
 from koner.aggregate import STRATEGIES, softmax
+from koner.cpu import int8_path
 from koner.manifest import MANIFEST_FILE, MODEL_FP32_FILE, TOKENIZER_FILE, read_manifest
 
 from .checkpoint import torch_logits
@@ -120,7 +121,7 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
             viterbi = _viterbi_lists(rows, encoded, lab.reference, fit_idx, rt8)
     gold = _gold([rows[k] for k in fit_idx], pt_simple, rt8_simple)
     summary = {
-        "texts": len(rows), "texts_within_max_length": len(fit_idx), "tokens": lab.tokens,
+        "texts": len(rows), "texts_within_max_length": len(fit_idx), "tokens": lab.tokens, "int8_path": int8_path(),
         "categories": dict(sorted(Counter(r["category"] for r in rows).items())),
         "tokenization_identical": round(1 - len(tok_bad) / max(1, len(rows)), 4),
         "fp32_max_abs_logit_diff": float(f"{lab.max_diff32:.2e}"),
@@ -309,7 +310,8 @@ def _failures(summary: dict, tok_bad: list, th: dict) -> list[str]:
 def _markdown(rep: dict) -> str:
     s = rep["summary"]
     lines = [f"## koner parity: {'PASSED' if rep['passed'] else 'FAILED'}", "",
-             f"{s['texts']} texts ({', '.join(f'{k} {v}' for k, v in s['categories'].items())}), {s['tokens']} tokens", "",
+             f"{s['texts']} texts ({', '.join(f'{k} {v}' for k, v in s['categories'].items())}), {s['tokens']} tokens; "
+             f"int8 run on a CPU whose int8 path is {s.get('int8_path', 'unknown')}", "",
              "| check | value |", "|---|---|",
              f"| tokenization identical | {s['tokenization_identical']:.2%} |",
              f"| fp32 max abs logit diff | {s['fp32_max_abs_logit_diff']:.1e} |",

@@ -72,6 +72,8 @@ def _common(p) -> None:
                         "where it measured better)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="a progress line on stderr (auto: when stderr is a terminal)")
+    p.add_argument("--verbose", action="store_true",
+                   help="say on stderr which model runs how: its folder, int8 or float, this CPU's int8 path, workers")
 
 
 @dataclass
@@ -225,6 +227,8 @@ def run_ner(args) -> int:
         except ValueError as exc:  # an unknown entity type in --labels, viterbi with a word-level aggregation
             print(f"koner: {exc}", file=sys.stderr)
             return exitcodes.USAGE
+        if args.verbose:
+            print(f"koner: {describe(ner)}", file=sys.stderr)
         if not args.output:
             if sys.stdout is None:  # started with its standard output closed
                 print("koner: standard output is closed; give --output FILE", file=sys.stderr)
@@ -234,6 +238,15 @@ def run_ner(args) -> int:
         out = atomic.output_text(Path(args.output))
         with out as f:
             return _run(args, ner, source, f, False)  # every line answered or reported: the file is complete
+
+
+def describe(ner: NER) -> str:
+    """One line on how a model runs here: folder, int8 or float, this CPU's int8 path, workers and threads."""
+    from .cpu import int8_path
+
+    kind = "int8" if ner.session.quantized else "float"
+    return (f"model {ner.folder} ({kind}, {len(ner.labels)} labels), CPU int8 path {int8_path()}, "
+            f"{ner.workers} worker(s) x {ner.session.threads} thread(s)")
 
 
 def _finish(writer) -> None:

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse as StarletteJSON, Res
 from starlette.routing import Route
 
 from .. import jsonl
+from ..cpu import int8_path
 from ..aggregate import STRATEGIES, Strategy, check_decode
 from ..decode import Decode
 from ..ner import NER
@@ -239,7 +240,7 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         if service.ner is not None:
-            return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "ready", "int8_path": int8_path()})
         if service.load_error:
             return error_response(503, "model_failed", f"the model could not be loaded: {service.load_error}")
         return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "1"})

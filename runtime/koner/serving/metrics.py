@@ -28,6 +28,12 @@ class Metrics:
                                  ["stage"], registry=self.registry)
         for stage in ("queued", "running"):
             self.cancelled.labels(stage)
+        from .. import __version__
+        from ..cpu import int8_path
+
+        Gauge("koner_info", "koner's version and the int8 path of this CPU (x86-vnni, x86-u8s8-saturating, "
+              "arm64-dotprod, ...)", ["version", "int8_path"], registry=self.registry).labels(
+                  __version__, int8_path()).set(1)
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU seconds, open fds
 
     def observe(self, route: str, status: int, seconds: float) -> None:

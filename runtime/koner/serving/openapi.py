@@ -81,8 +81,9 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                                                                  "properties": {"status": {"const": "ok"}}}}}}}}},
         "/readyz": {"get": {"summary": "Model loaded and warmed up", "operationId": "readyz", "security": security,
                             "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["status"],
-                                "properties": {"status": {"const": "ready"}}}}}},
+                                "type": "object", "required": ["status", "int8_path"],
+                                "properties": {"status": {"const": "ready"}, "int8_path": {
+                                    "type": "string", "description": "this CPU's int8 kernels (koner.cpu)"}}}}}},
                                 "503": _error("not_ready while the model loads, model_failed if it could not"),
                                 **({"401": errors["401"]} if key else {})}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics", "security": security,
