@@ -24,6 +24,9 @@ def test_quick_benchmark_writes_results(tmp_path):
         assert r["cold_start_s"] > 0 and r["peak_rss_mb"] > 0
     assert result["machine"]["cpus"] and result["versions"]["onnxruntime"]
     assert "| short p50 ms |" in res.stdout
+    from koner.cpu import int8_path
+
+    assert result["machine"]["int8_path"] == int8_path() and f"int8 path {int8_path()}" in res.stdout
 
 
 def test_bench_help_lists_the_benchmark_options():

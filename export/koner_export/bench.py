@@ -206,7 +206,9 @@ def run_child(args, system: str, threads: int, cold: bool) -> dict:
 
 def table(result: dict) -> str:
     """Markdown tables with every figure also as a ratio to (a) and to (e)."""
-    lines = []
+    m = result.get("machine", {})
+    lines = [f"Machine: {m.get('cpu', 'unknown CPU')}, {m.get('cpus')} CPUs, int8 path "
+             f"{m.get('int8_path', 'unknown')}", ""]
     for threads, runs in result["runs"].items():
         lines += [f"### CPU budget {threads}", "",
                   "| figure | " + " | ".join(f"{k}: {SYSTEMS[k]}" for k in runs) + " |",
