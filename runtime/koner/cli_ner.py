@@ -165,17 +165,16 @@ class HtmlWriter:
 
         if self.jsonl_input:
             self._caption(item)
-        counted: list[Entity] = []
+        n = 0
 
-        def counting() -> Iterator[Entity]:
+        def counting() -> Iterator[Entity]:  # counts them as they pass, holding none
+            nonlocal n
             for e in ents:
-                counted.append(e)
+                n += 1
                 yield e
 
         for piece in block(item.text or "", counting(), self.palette, item.line):
             self.out.write(piece)
-        n = len(counted)
-        counted.clear()
         return n
 
     def finish(self) -> None:
