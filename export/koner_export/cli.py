@@ -40,6 +40,12 @@ def register(sub) -> None:
     e.add_argument("--int8-embeddings", action="store_true",
                    help="int8 embedding tables with a scale per row (4.5 MB smaller than the default fp16, "
                         "less exact)")
+    e.add_argument("--graph", choices=["fused", "onnxruntime"], default="fused",
+                   help="fused (default): attention fused, LayerNorm and bias rewrites measured fastest; "
+                        "onnxruntime: onnxruntime's own extended fusions only")
+    e.add_argument("--per-token-scales", action="store_true",
+                   help="int8 activations with one scale per token: a text's labels never depend on the texts "
+                        "batched with it (padded batches allowed), at some speed cost")
     e.add_argument("--min-agreement", type=_agreement, help="keep the most sensitive nodes in float until int8 "
                                                             "token labels agree with PyTorch at least this often "
                                                             "(a share in (0, 1], e.g. 0.995)")
@@ -99,7 +105,8 @@ def run_export(args: argparse.Namespace) -> int:
     quant = QuantOptions(per_channel=args.per_channel, reduce_range=args.reduce_range, u8u8=args.u8u8,
                          op_types=[o for o in args.op_types.split(",") if o], exclude=list(args.exclude_node),
                          float_head=not args.int8_head, float_projection=not args.int8_projection,
-                         embeddings="int8" if args.int8_embeddings else "fp16")
+                         embeddings="int8" if args.int8_embeddings else "fp16", graph=args.graph,
+                         activations="per-token" if args.per_token_scales else "per-tensor")
     from .errors import ParityError
 
     try:

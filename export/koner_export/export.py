@@ -17,8 +17,9 @@ from .environment import versions
 from .errors import ExportError, OutputExistsError, ParityError
 from .external import externalize
 from .onnx_export import OPSET, export as to_onnx, validate
-from .optimize import LEVEL as GRAPH_LEVEL, optimize
-from .quantize import QuantOptions, quantize
+from .graph import build_int8
+from .optimize import LEVEL as GRAPH_LEVEL
+from .quantize import QuantOptions
 from .source import resolve
 
 
@@ -77,13 +78,12 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
 
             quant, report = fit_exclusions(ckpt, fp32, quant, min_agreement, corpus, progress)
             manifest.set_accuracy_aware(report)
-        unfused = tmp / "model-int8.onnx"
-        quantize(fp32, unfused, quant)
+        config = ckpt.model.config
+        graph = build_int8(fp32, tmp / MODEL_FILE, quant, num_heads=getattr(config, "num_attention_heads", None),
+                           hidden_size=getattr(config, "hidden_size", None))
         manifest.set_quantization(quant.to_json())
-        progress(f"optimizing the graph ({GRAPH_LEVEL} level)")
-        optimize(unfused, tmp / MODEL_FILE)
-        unfused.unlink()
-        manifest.set_graph_optimization(GRAPH_LEVEL)
+        manifest.set_graph_optimization(GRAPH_LEVEL, graph)
+        progress(f"graph: {_describe(graph)}")
         if external:
             externalize(tmp / MODEL_FILE, MODEL_DATA_FILE)
             manifest.set_data_file(MODEL_DATA_FILE)
@@ -116,6 +116,12 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     size = sum((out_dir / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE) if (out_dir / n).exists())
     progress(f"wrote {out_dir} (model {size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
     return manifest.to_dict()
+
+
+def _describe(graph: dict) -> str:
+    """One progress line for what `build_int8` did."""
+    done = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in graph.items() if isinstance(v, int) and v)
+    return f"{graph['graph']}, {graph['activations']} activation scales" + (f" ({done})" if done else "")
 
 
 def _files(folder: Path, keep_fp32: bool) -> list[str]:

@@ -18,6 +18,8 @@ class QuantOptions:
     float_head: bool = True  # keep the classifier in float (~24 KB)
     float_projection: bool = True  # keep the embedding projection (ELECTRA's embeddings_project) in float (~128 KB)
     embeddings: str = "fp16"  # embedding tables: "fp16", or "int8" (one fp16 scale per row, 4.5 MB smaller)
+    graph: str = "fused"  # "fused" (attention fused, measured fastest) or "onnxruntime" (its fusions only): graph.py
+    activations: str = "per-tensor"  # or "per-token": one scale per token, batch invariant (graph.py)
 
     def to_json(self) -> dict:
         """The options as written into the manifest."""

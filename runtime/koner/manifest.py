@@ -34,6 +34,7 @@ class Manifest:
     lowercase: bool
     quantized: bool  # the model quantizes activations at run time: one window per onnxruntime call
     prefused: bool  # export already applied onnxruntime's graph fusions to the model file
+    per_token_scales: bool = False  # int8 with one activation scale per token: padded batches change nothing
     data_file: Optional[str] = None  # the model file's external weights, when it has them
     file_bytes: dict = field(default_factory=dict, compare=False)  # size of each file the manifest hashed
     format: int = FORMAT
@@ -118,6 +119,7 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         lowercase=bool(tok.get("lowercase", False)),
         quantized=raw["quantization"] is not None,
         prefused="graph_optimization" in export,
+        per_token_scales=isinstance(raw["quantization"], dict) and raw["quantization"].get("activations") == "per-token",
         data_file=data_file,
         file_bytes=sizes,
         format=fmt,
@@ -155,9 +157,11 @@ class ManifestDraft:
         """Record that the model file keeps its weights in `name` beside it."""
         self._doc["data_file"] = name
 
-    def set_graph_optimization(self, level: str) -> None:
-        """Record that the model file holds onnxruntime's fusions of `level`."""
+    def set_graph_optimization(self, level: str, graph: Optional[dict] = None) -> None:
+        """Record that the model file holds onnxruntime's fusions of `level` (and `graph`: koner's rewrites)."""
         self._doc["export"]["graph_optimization"] = level
+        if graph is not None:
+            self._doc["export"]["graph"] = graph
 
     def set_parity(self, summary: dict) -> None:
         """Record the parity suite's summary."""

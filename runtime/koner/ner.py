@@ -63,9 +63,10 @@ class NER:
         if options.memory_pattern is None:
             options = replace(options, memory_pattern=self.workers > 1)
         self.session = ModelSession(folder / (model_file or self.manifest.model_file), options, quantized, prefused)
-        # Dynamic int8 quantization scales the activations of a whole call together, so a padded batch
-        # would make one text's labels depend on its neighbours: quantized models run one window a call.
-        self._rows_alone = self.session.quantized
+        # Dynamic int8 quantization with one scale per call scales the activations of a whole call together, so
+        # a padded batch would make one text's labels depend on its neighbours: such models run one window a
+        # call. Per-token scales (`koner export --per-token-scales`) leave each row alone: they batch like float.
+        self._rows_alone = self.session.quantized and not (own_file and self.manifest.per_token_scales)
         self._check_model()
 
     @classmethod

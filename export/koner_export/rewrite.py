@@ -1,0 +1,246 @@
+"""Graph rewrites chosen by measurement, applied to onnx models in place (see benchmarks/graph_candidates.py).
+
+Each function takes an `onnx.ModelProto`, changes it and returns how many places it changed:
+
+- `split_skip_layernorm`: onnxruntime's SkipLayerNormalization kernel is slow on CPU for this model's
+  small hidden width; an Add and a plain LayerNormalization compute the same thing faster.
+- `per_row_activations`: dynamic int8 with one scale per token instead of one per call, so a text's
+  numbers do not depend on the texts padded into the same call (batch invariance).
+- `matmul_nbits`: weight MatMuls as MatMulNBits (8-bit blocks, int8 compute with per-row, per-block
+  activation scales): batch-invariant as well, one node per MatMul.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+MS_DOMAIN = "com.microsoft"
+
+
+def _consumers(graph) -> dict[str, list]:
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
+def _graph_outputs(graph) -> set[str]:
+    return {o.name for o in graph.output}
+
+
+def split_skip_layernorm(model) -> int:
+    """Rewrite every SkipLayerNormalization as Add (+ bias Add) + LayerNormalization; returns the nodes rewritten."""
+    from onnx import helper
+
+    graph = model.graph
+    used = set(_consumers(graph)) | _graph_outputs(graph)
+    nodes, changed = [], 0
+    for node in graph.node:
+        if node.op_type != "SkipLayerNormalization" or node.domain != MS_DOMAIN:
+            nodes.append(node)
+            continue
+        outs = list(node.output) + [""] * (4 - len(node.output))
+        if any(o and o in used for o in outs[1:3]):  # mean / inverse std dev: training outputs, never read here
+            nodes.append(node)
+            continue
+        x, skip, gamma = node.input[0], node.input[1], node.input[2]
+        beta = node.input[3] if len(node.input) > 3 else ""
+        bias = node.input[4] if len(node.input) > 4 else ""
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-12)
+        name = node.name or outs[0]
+        total = outs[3] if outs[3] and outs[3] in used else name + "/sum"
+        if bias:  # the bias first: `fold_bias` can then move it into the MatMul that produced `x`
+            nodes.append(helper.make_node("Add", [x, bias], [name + "/biased"], name=name + "/add_bias"))
+            nodes.append(helper.make_node("Add", [name + "/biased", skip], [total], name=name + "/add_skip"))
+        else:
+            nodes.append(helper.make_node("Add", [x, skip], [total], name=name + "/add"))
+        ln_inputs = [total, gamma] + ([beta] if beta else [])
+        nodes.append(helper.make_node("LayerNormalization", ln_inputs, [outs[0]], name=name + "/layernorm",
+                                      axis=-1, epsilon=eps))
+        changed += 1
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return changed
+
+
+def split_bias_gelu(model) -> int:
+    """Rewrite every BiasGelu as Add + Gelu (for `fold_bias` to take the Add); returns the nodes rewritten."""
+    from onnx import helper
+
+    graph = model.graph
+    nodes, changed = [], 0
+    for node in graph.node:
+        if node.op_type != "BiasGelu" or node.domain != MS_DOMAIN:
+            nodes.append(node)
+            continue
+        name = node.name or node.output[0]
+        nodes += [helper.make_node("Add", list(node.input), [name + "/biased"], name=name + "/add_bias"),
+                  helper.make_node("Gelu", [name + "/biased"], list(node.output), name=name + "/gelu",
+                                   domain=MS_DOMAIN)]
+        changed += 1
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return changed
+
+
+# The int8 MatMul contrib ops and the position of their optional bias input.
+_BIAS_INPUT = {"DynamicQuantizeMatMul": 4, "MatMulIntegerToFloat": 6}
+
+
+def fold_bias(model) -> int:
+    """Move each constant 1-D bias Add that follows an int8 MatMul into that MatMul's bias input; returns the count."""
+    from onnx import TensorProto
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    users = _consumers(graph)
+    outputs = _graph_outputs(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    drop, changed = set(), 0
+    for node in graph.node:
+        if node.op_type != "Add" or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
+            continue
+        for i in (0, 1):
+            x, b = node.input[i], node.input[1 - i]
+            mm = producer.get(x)
+            w = inits.get(b)
+            if (mm is None or mm.domain != MS_DOMAIN or mm.op_type not in _BIAS_INPUT or w is None
+                    or len(w.dims) != 1 or w.data_type != TensorProto.FLOAT or len(users.get(x, [])) != 1
+                    or x in outputs):
+                continue
+            at = _BIAS_INPUT[mm.op_type]
+            if len(mm.input) > at and mm.input[at]:
+                continue
+            while len(mm.input) < at:
+                mm.input.append("")
+            if len(mm.input) == at:
+                mm.input.append(b)
+            else:
+                mm.input[at] = b
+            mm.output[0] = node.output[0]
+            drop.add(id(node))
+            changed += 1
+            break
+    if changed:
+        keep = [n for n in graph.node if id(n) not in drop]
+        del graph.node[:]
+        graph.node.extend(keep)
+    return changed
+
+
+def per_row_activations(model) -> int:
+    """Quantize each DynamicQuantizeLinear's input row by row (one scale per token); returns the nodes rewritten.
+
+    uint8 with zero point 128 and scale max|row| / 127 (a symmetric range, so the zero point is a constant
+    that onnxruntime's MatMulIntegerToFloat accepts); the consumers' `a_scale * b_scale` products broadcast
+    the per-row scale over the output columns.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    consts = {
+        "koner_row_127": np.array(127.0, np.float32),
+        "koner_row_128": np.array(128.0, np.float32),
+        "koner_row_tiny": np.array(1e-30, np.float32),
+        "koner_row_zero_point": np.array(128, np.uint8),
+        "koner_row_axes": np.array([-1], np.int64),
+    }
+    nodes, changed = [], 0
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLinear" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        x = node.input[0]
+        q, scale, zp = node.output
+        p = (node.name or q) + "/row"
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+        if opset >= 18:
+            reduce = helper.make_node("ReduceMax", [p + "_abs", "koner_row_axes"], [p + "_max"], name=p + "_max",
+                                      keepdims=1)
+        else:
+            reduce = helper.make_node("ReduceMax", [p + "_abs"], [p + "_max"], name=p + "_max", axes=[-1], keepdims=1)
+        nodes += [
+            helper.make_node("Abs", [x], [p + "_abs"], name=p + "_abs"),
+            reduce,
+            helper.make_node("Max", [p + "_max", "koner_row_tiny"], [p + "_peak"], name=p + "_peak"),
+            helper.make_node("Div", [p + "_peak", "koner_row_127"], [scale], name=p + "_scale"),
+            helper.make_node("Div", [x, scale], [p + "_scaled"], name=p + "_scaled"),
+            helper.make_node("Round", [p + "_scaled"], [p + "_round"], name=p + "_round"),
+            helper.make_node("Add", [p + "_round", "koner_row_128"], [p + "_shift"], name=p + "_shift"),
+            helper.make_node("Cast", [p + "_shift"], [q], name=p + "_cast", to=TensorProto.UINT8),
+            helper.make_node("Identity", ["koner_row_zero_point"], [zp], name=p + "_zero_point"),
+        ]
+        changed += 1
+    if changed:
+        have = {i.name for i in graph.initializer}
+        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k not in have)
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return changed
+
+
+def matmul_nbits(model, skip: Iterable[str] = (), *, block_size: int = 32, accuracy_level: int = 4) -> int:
+    """Rewrite each float MatMul with a 2-D weight initializer (but `skip`) as an 8-bit MatMulNBits; returns the count.
+
+    Weights: symmetric 8-bit blocks of `block_size` along K (scale max|block| / 127, the default zero point
+    128); `accuracy_level` 4 computes in int8 with activations quantized per row and block at run time.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    skip = set(skip)
+    inits = {i.name: i for i in graph.initializer}
+    users = _consumers(graph)
+    nodes, changed, dropped = [], 0, []
+    for node in graph.node:
+        w = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if (w is None or node.name in skip or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT
+                or w.dims[0] % block_size):
+            nodes.append(node)
+            continue
+        arr = numpy_helper.to_array(w).astype(np.float32)
+        k, n = arr.shape
+        blocks = arr.T.reshape(n, k // block_size, block_size)
+        peak = np.abs(blocks).max(axis=2)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        q = (np.clip(np.round(blocks / scale[:, :, None]), -127, 127) + 128).astype(np.uint8)
+        base = node.name or node.output[0]
+        graph.initializer.extend([numpy_helper.from_array(q, base + "_nbits_B"),
+                                  numpy_helper.from_array(scale.reshape(-1), base + "_nbits_scales")])
+        nodes.append(helper.make_node("MatMulNBits", [node.input[0], base + "_nbits_B", base + "_nbits_scales"],
+                                      list(node.output), name=base + "_nbits", domain=MS_DOMAIN, K=k, N=n, bits=8,
+                                      block_size=block_size, accuracy_level=accuracy_level))
+        if len(users.get(w.name, [])) == 1:
+            dropped.append(w)
+        changed += 1
+    if changed:
+        for w in dropped:
+            graph.initializer.remove(w)
+        del graph.node[:]
+        graph.node.extend(nodes)
+        if not any(o.domain == MS_DOMAIN for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return changed
+
+
+def fast_gelu(model) -> int:
+    """Rewrite Gelu / BiasGelu (erf) as FastGelu (the tanh approximation, bias fused); returns the nodes rewritten."""
+    from onnx import helper
+
+    graph = model.graph
+    nodes, changed = [], 0
+    for node in graph.node:
+        if node.op_type not in ("Gelu", "BiasGelu") or node.domain != MS_DOMAIN:
+            nodes.append(node)
+            continue
+        nodes.append(helper.make_node("FastGelu", list(node.input), list(node.output), name=(node.name or node.output[0]) + "/fast",
+                                      domain=MS_DOMAIN))
+        changed += 1
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return changed
