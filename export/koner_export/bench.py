@@ -2,11 +2,16 @@
 
 Systems, each measured in its own subprocess, one after another, at the same CPU budget N (--threads):
   a  transformers pipeline("ner") on the PyTorch model (torch.set_num_threads(N))
-  b  optimum ORTModelForTokenClassification on the int8 file, inside the transformers pipeline (N intra-op)
+  b  optimum's own int8 export (`optimum-cli export onnx` + ORTQuantizer, avx512_vnni dynamic config) in
+     ORTModelForTokenClassification inside the transformers pipeline (N intra-op threads): what a user
+     would otherwise pick
+  f  optimum's int8 file on bare onnxruntime: tokenize + session.run (N threads calling it, 1 intra-op)
   c  koner on the fp32 ONNX (N worker threads, 1 intra-op thread each)
   d  koner on the int8 ONNX (N worker threads, 1 intra-op thread each)
-  e  the floor: tokenize + session.run on the int8 file, nothing else (N threads calling it, 1 intra-op)
-A single call (the latency rows) uses what the system gives one call: N threads for a and b, 1 for c-e.
+  p  koner int8 on an earlier model folder (--baseline-model, e.g. the previous graph), as d
+  e  koner's int8 graph on bare onnxruntime: tokenize + session.run, nothing else (koner's overhead reference)
+A single call (the latency rows) uses what the system gives one call: N threads for a and b, 1 for the rest.
+The pipelines (a, b) run with stride=128, so the document workload is the whole document for every system.
 
 Usage (`koner bench` takes the same options; `python benchmarks/run.py` from a checkout too):
   koner bench                 # full run, CPU budgets 1 and 2; writes benchmarks/results/ in a checkout
@@ -39,8 +44,10 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 STANDIN = ROOT / "standin" / "model"
 BENCH_LIBRARIES = ("onnxruntime", "tokenizers", "numpy", "torch", "transformers", "optimum")
-SYSTEMS = {"a": "transformers (PyTorch)", "b": "optimum int8", "c": "koner fp32", "d": "koner int8",
-           "e": "floor (tokenize + session.run, int8)"}
+SYSTEMS = {"a": "transformers (PyTorch)", "b": "optimum int8 pipeline", "f": "optimum int8, bare onnxruntime",
+           "c": "koner fp32", "d": "koner int8", "p": "koner int8, baseline model",
+           "e": "koner graph, bare onnxruntime"}
+STRIDE = 128  # the pipelines' own windowing of texts over 512 tokens (a and b)
 WORKLOADS = ["short", "sentence", "paragraph", "document"]
 
 
@@ -84,34 +91,41 @@ def make_system(system: str, args):
             so = ort.SessionOptions()
             so.intra_op_num_threads = args.threads
             so.inter_op_num_threads = 1
-            model = ORTModelForTokenClassification.from_pretrained(args.optimum_dir, file_name="model.onnx",
+            model = ORTModelForTokenClassification.from_pretrained(args.optimum_dir, file_name=OPTIMUM_FILE,
                                                                    session_options=so)
-        pipe = pipeline("ner", model=model, tokenizer=tok, aggregation_strategy="simple", device=-1)
+        pipe = pipeline("ner", model=model, tokenizer=tok, aggregation_strategy="simple", device=-1, stride=STRIDE)
         return pipe, lambda texts, bs: pipe(texts, batch_size=bs)
-    if system in ("c", "d"):
+    if system in ("c", "d", "p"):
         from koner import NER
 
         model_file = MODEL_FP32_FILE if system == "c" else None
+        folder = {"c": args.fp32_dir, "d": args.model, "p": args.baseline_model}[system]
         # koner spends a CPU budget of N as N worker threads, each call with 1 intra-op thread
-        ner = NER.load(args.fp32_dir if system == "c" else args.model, threads=1, workers=args.threads,
-                       model_file=model_file)
+        ner = NER.load(folder, threads=1, workers=args.threads, model_file=model_file)
         return ner, lambda texts, bs: ner.batch(texts, batch_size=bs)
-    if system == "e":
+    if system in ("e", "f"):
         import numpy as np
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        from koner.manifest import read_manifest
         from koner.session import session_options
 
-        so = session_options(1, "all", mem_pattern=True)  # N CPUs: N threads calling one session, as koner
-        sess = ort.InferenceSession(str(Path(args.model) / MODEL_FILE), so, providers=["CPUExecutionProvider"])
-        tok = Tokenizer.from_file(str(Path(args.model) / TOKENIZER_FILE))
+        if system == "e":  # koner's graph, loaded at the level koner loads it
+            path, tok_path = Path(args.model) / MODEL_FILE, Path(args.model) / TOKENIZER_FILE
+            level = "basic" if read_manifest(Path(args.model)).prefused else "all"
+        else:  # optimum's file at onnxruntime's default level
+            path, tok_path, level = Path(args.optimum_dir) / OPTIMUM_FILE, Path(args.optimum_dir) / "tokenizer.json", "all"
+        so = session_options(1, level, mem_pattern=True)  # N CPUs: N threads calling one session, as koner
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        names = {i.name for i in sess.get_inputs()}
+        tok = Tokenizer.from_file(str(tok_path))
         tok.no_truncation()
 
         def one(text):
             ids = np.asarray(tok.encode(text).ids[:512], dtype=np.int64)[None, :]
-            return sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
-                                   "token_type_ids": np.zeros_like(ids)})[0]
+            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+            return sess.run(None, {k: v for k, v in feed.items() if k in names})[0]
 
         if args.threads == 1:
             return one, lambda texts, bs: [one(t) for t in texts]
@@ -165,28 +179,46 @@ def git_commit() -> str:
         return ""
 
 
+OPTIMUM_FILE = "model_quantized.onnx"
+
+
 def prepare(args, tmp: Path) -> None:
-    """The fp32 export and optimum's folder (model.onnx + config.json + tokenizer files)."""
+    """The fp32 export and optimum's own int8 export, made the way optimum's documentation shows."""
     if args.fp32_dir is None:
         args.fp32_dir = str(tmp / "fp32")
         from .export import export_model
 
         export_model(args.source, Path(args.fp32_dir), keep_fp32=True, parity=False, progress=lambda m: None)
-    opt = tmp / "optimum"
-    opt.mkdir()
-    shutil.copy(Path(args.model) / MODEL_FILE, opt / "model.onnx")
-    if (Path(args.model) / MODEL_DATA_FILE).is_file():  # the graph's weights, found beside it by name
-        shutil.copy(Path(args.model) / MODEL_DATA_FILE, opt / MODEL_DATA_FILE)
+    if args.optimum_dir is None:
+        args.optimum_dir = str(optimum_int8(args.source, tmp / "optimum"))
+
+
+def optimum_int8(source: str, out: Path) -> Path:
+    """`optimum-cli export onnx` of `source`, then ORTQuantizer with the avx512_vnni dynamic config into `out`."""
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    fp32 = out.with_name(out.name + "-fp32")
+    cli = Path(sys.executable).with_name("optimum-cli")
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "optimum.commands.optimum_cli"]
+    res = subprocess.run(cmd + ["export", "onnx", "--model", str(source), "--task", "token-classification", str(fp32)],
+                         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if res.returncode != 0:
+        raise SystemExit(f"optimum-cli export onnx failed:\n{res.stderr[-2000:]}")
+    quantizer = ORTQuantizer.from_pretrained(fp32)
+    quantizer.quantize(save_dir=out, quantization_config=AutoQuantizationConfig.avx512_vnni(is_static=False,
+                                                                                           per_channel=False))
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        if (Path(args.source) / name).is_file():
-            shutil.copy(Path(args.source) / name, opt / name)
-    args.optimum_dir = str(opt)
+        if (fp32 / name).is_file() and not (out / name).exists():
+            shutil.copy(fp32 / name, out / name)
+    return out
 
 
 def run_child(args, system: str, threads: int, cold: bool) -> dict:
     cmd = [sys.executable, "-m", "koner_export.bench", "--worker", system, "--threads", str(threads), "--source", args.source,
            "--model", args.model, "--fp32-dir", args.fp32_dir, "--optimum-dir", args.optimum_dir,
-           "--reps", str(args.reps), "--corpus-size", str(args.corpus_size)] + (["--cold"] if cold else [])
+           "--reps", str(args.reps), "--corpus-size", str(args.corpus_size)] + (["--cold"] if cold else []) + \
+          (["--baseline-model", args.baseline_model] if args.baseline_model else [])
     import koner
 
     path = os.pathsep.join([str(Path(koner.__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1]),
@@ -234,9 +266,73 @@ def table(result: dict) -> str:
         row("cold start s", lambda r: r.get("cold_start_s"))
         row("peak RSS MB", lambda r: r["peak_rss_mb"])
         lines.append("")
+    lines += goals(result)
     sizes = result["sizes_mb"]
     lines.append("Model files: " + ", ".join(f"{k} {v:.2f} MB" for k, v in sizes.items()))
     return "\n".join(lines) + "\n"
+
+
+def goals(result: dict) -> list[str]:
+    """koner int8 (d) against the baseline model (p), optimum's pipeline (b) and transformers (a), per budget."""
+    lines = []
+    for threads, runs in result["runs"].items():
+        d = runs.get("d")
+        if not d:
+            continue
+        parts = []
+        sent = d["latency"]["sentence"]["p50_ms"]
+        for k, label in (("p", "baseline model"), ("b", "optimum int8 pipeline"), ("f", "optimum int8 bare")):
+            if k in runs:
+                parts.append(f"sentence p50 {sent / runs[k]['latency']['sentence']['p50_ms']:.2f}× {label}")
+        if "a" in runs:
+            tput = d["throughput"]["32"]["texts_per_s"] / runs["a"]["throughput"]["32"]["texts_per_s"]
+            parts.append(f"throughput (batch 32) {tput:.2f}× transformers")
+        if "e" in runs:
+            parts.append(f"sentence p50 {sent / runs['e']['latency']['sentence']['p50_ms']:.2f}× its bare graph")
+        lines.append(f"CPU budget {threads}, koner int8: " + "; ".join(parts))
+    return lines + [""] if lines else []
+
+
+def run_profile(args, threads_list: list[int]) -> int:
+    """`koner bench --profile`: per-op ms per call for each workload and budget; writes profile-*.json/.md."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from .profile import op_profile
+
+    models = {"model": Path(args.model)} | ({"baseline": Path(args.baseline_model)} if args.baseline_model else {})
+    result = {"machine": machine(), "versions": versions(BENCH_LIBRARIES), "commit": git_commit(),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "models": {k: str(v) for k, v in models.items()}, "runs": {}}
+    lines = [f"Machine: {result['machine'].get('cpu', 'unknown CPU')}, int8 path {result['machine']['int8_path']}", ""]
+    calls = 3 if args.quick else 30
+    for key, folder in models.items():
+        from koner.manifest import read_manifest
+
+        level = "basic" if read_manifest(folder).prefused else "all"
+        tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        tok.no_truncation()
+        texts = workloads()
+        work = {k: tok.encode(v).ids for k, v in texts.items() if k != "document"}
+        doc = tok.encode(texts["document"]).ids
+        work["window512"] = doc[:511] + doc[-1:]
+        for threads in threads_list:
+            for w, ids in work.items():
+                prof = op_profile(folder / MODEL_FILE, np.asarray([ids], np.int64), threads=threads,
+                                  calls=max(3, calls // (10 if w == "window512" else 1)), level=level)
+                result["runs"].setdefault(key, {}).setdefault(str(threads), {})[w] = prof
+                top = ", ".join(f"{op} {v['ms']:.3f} ms ({v['nodes']})" for op, v in list(prof["ops"].items())[:6])
+                lines.append(f"- {key} ({folder.name}), {threads} CPU, {w} ({prof['tokens']} tokens): "
+                             f"{prof['ms_per_call']:.3f} ms kernel time, {prof['nodes']} nodes; {top}")
+                print(lines[-1], file=sys.stderr, flush=True)
+    md = "\n".join(lines) + "\n"
+    print(md)
+    if not args.quick:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        path.with_suffix(".md").write_text(md)
+        print(f"[bench] wrote {path} and .md", file=sys.stderr)
+    return 0
 
 
 def chart(result: dict, path: Path) -> None:
@@ -247,11 +343,11 @@ def chart(result: dict, path: Path) -> None:
 
     runs = result["runs"][min(result["runs"])]
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.16
+    width = 0.8 / len(runs)
     for i, (k, r) in enumerate(runs.items()):
         ax.bar([x + i * width for x in range(len(WORKLOADS))], [r["latency"][w]["p50_ms"] for w in WORKLOADS],
                width, label=f"{k}: {SYSTEMS[k]}")
-    ax.set_xticks([x + 2 * width for x in range(len(WORKLOADS))], WORKLOADS)
+    ax.set_xticks([x + (len(runs) - 1) * width / 2 for x in range(len(WORKLOADS))], WORKLOADS)
     ax.set_yscale("log")
     ax.set_ylabel("p50 latency, ms (log)")
     ax.set_title(f"koner: batch-1 latency, {min(result['runs'])} thread(s)")
@@ -287,7 +383,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--fp32-dir", help="koner folder with model-fp32.onnx (default: exported now)")
     ap.add_argument("--optimum-dir")
     ap.add_argument("--threads", type=int, nargs="*", default=None, help="CPU budgets (default: 1 and 2)")
-    ap.add_argument("--systems", default="abcde")
+    ap.add_argument("--systems", default=None, help="letters of the systems to run (default: abfcde, and p with "
+                                                    "--baseline-model)")
+    ap.add_argument("--baseline-model", help="another koner model folder measured beside the bundled one (system p)")
+    ap.add_argument("--profile", action="store_true",
+                    help="instead of the side-by-side run: onnxruntime's per-operator profile of --model (and "
+                         "--baseline-model) for each workload at each CPU budget")
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--corpus-size", type=int, default=1000)
     ap.add_argument("--cold-reps", type=int, default=5, help="fresh processes per cold-start figure (median)")
@@ -310,6 +411,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     threads_list = args.threads or ([1] if args.quick else [1, 2])
+    if args.profile:
+        return run_profile(args, threads_list)
+    if args.systems is None:
+        args.systems = "abfcde" + ("p" if args.baseline_model else "")
+    if "p" in args.systems and not args.baseline_model:
+        print("koner: system p needs --baseline-model DIR (a koner model folder)", file=sys.stderr)
+        return 2
     if args.quick:
         args.reps, args.corpus_size, args.cold_reps = 5, 40, 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -322,7 +430,8 @@ def run(args: argparse.Namespace) -> int:
                                "fp32 model-fp32.onnx": (Path(args.fp32_dir) / MODEL_FP32_FILE).stat().st_size / 1e6,
                                "int8 model.onnx (+ weights file)": sum(
                                    (Path(args.model) / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE)
-                                   if (Path(args.model) / n).exists()) / 1e6}}
+                                   if (Path(args.model) / n).exists()) / 1e6,
+                               "optimum int8 " + OPTIMUM_FILE: (Path(args.optimum_dir) / OPTIMUM_FILE).stat().st_size / 1e6}}
         steps = [(t, s) for t in threads_list for s in args.systems]
         for n, (t, s) in enumerate(steps, 1):
             print(f"[bench] {n}/{len(steps)} {SYSTEMS[s]}, {t} thread(s)", file=sys.stderr, flush=True)

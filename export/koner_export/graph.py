@@ -65,8 +65,13 @@ def build_int8(fp32: Path, out: Path, opts: QuantOptions, *, num_heads: Optional
     return info
 
 
-def _quantize_fused(pre: Path, out: Path, opts: QuantOptions, num_heads: int, hidden_size: int) -> int:
-    """Fuse attention in the fp32 graph, then quantize it (Attention -> QAttention); returns the blocks fused."""
+def _quantize_fused(pre: Path, out: Path, opts: QuantOptions, num_heads: int, hidden_size: int, *,
+                    int8_attention: bool = True, embed_layernorm: bool = False) -> int:
+    """Fuse attention in the fp32 graph, then quantize it (Attention -> QAttention); returns the blocks fused.
+
+    `int8_attention` False keeps the fused Attention in float; `embed_layernorm` also fuses the embeddings
+    (EmbedLayerNormalization, which reads float32 tables). Both are measured alternatives, not export options.
+    """
     import onnx
     from onnx import helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -74,7 +79,7 @@ def _quantize_fused(pre: Path, out: Path, opts: QuantOptions, num_heads: int, hi
     from onnxruntime.transformers.optimizer import optimize_model
 
     fusion = FusionOptions("bert")
-    fusion.enable_embed_layer_norm = False  # it reads a float32 table: koner keeps fp16 tables (9 MB smaller)
+    fusion.enable_embed_layer_norm = embed_layernorm  # it reads float32 tables: koner keeps fp16 ones (9 MB smaller)
     model = optimize_model(str(pre), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
                            optimization_options=fusion, opt_level=0).model
     if not any(o.domain == rewrite.MS_DOMAIN for o in model.opset_import):
@@ -84,7 +89,7 @@ def _quantize_fused(pre: Path, out: Path, opts: QuantOptions, num_heads: int, hi
     exclude += _attention_kept_in_float(fused, exclude, {n.name for n in model.graph.node})
     if "Gather" in opts.op_types:
         exclude += rewrite_embeddings(model, skip=set(exclude), storage=opts.embeddings)
-    op_types = [o for o in opts.op_types if o != "Gather"] + (["Attention"] if "MatMul" in opts.op_types else [])
+    op_types = [o for o in opts.op_types if o != "Gather"] + (["Attention"] if "MatMul" in opts.op_types and int8_attention else [])
     quantize_dynamic(model, str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
                      op_types_to_quantize=op_types, nodes_to_exclude=exclude, per_channel=opts.per_channel,
                      reduce_range=opts.reduce_range, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})

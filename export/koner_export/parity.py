@@ -87,13 +87,14 @@ class _Labels:
 def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: Optional[int] = None,
                thresholds: Optional[dict] = None, progress: Callable[[str], None] = lambda m: None,
                decode: str = "argmax", tie_margin: float = TIE_MARGIN,
-               strategies: tuple[str, ...] = STRATEGIES) -> dict:
+               strategies: tuple[str, ...] = STRATEGIES, optimization: str = "auto") -> dict:
     """Run the suite; returns {'passed', 'failures', 'summary', 'markdown', ...} (see module doc).
 
     `decode="viterbi"` also compares the runtime's Viterbi entities with PyTorch's logits decoded the same way.
     A token flip is decisive when PyTorch's logit for its own label beats its logit for the int8 label by at
     least `tie_margin`; a text differs decisively when its `simple` entities differ and it holds such a flip.
     `strategies`: the aggregation strategies compared with the transformers pipeline (`simple` always).
+    `optimization`: the graph optimization level the int8 model is loaded with (`NER.load`'s).
     """
     th = {**THRESHOLDS, **(thresholds or {})}
     onnx_dir = Path(onnx_dir)
@@ -101,7 +102,7 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     rows = load_corpus(corpus, sample)
     texts = [r["text"] for r in rows]
     with tempfile.TemporaryDirectory() as tmp:
-        rt8 = NER.load(onnx_dir, threads=1, workers=1)
+        rt8 = NER.load(onnx_dir, threads=1, workers=1, optimization=optimization)
         rt32 = NER.load(_fp32_folder(ckpt, onnx_dir, Path(tmp)), threads=1, workers=1, model_file=MODEL_FP32_FILE)
         if list(rt8.labels) != list(ckpt.labels):
             progress("warning: the manifest's labels differ from the checkpoint's")

@@ -133,21 +133,25 @@ def fold_bias(model) -> int:
 def per_row_activations(model) -> int:
     """Quantize each DynamicQuantizeLinear's input row by row (one scale per token); returns the nodes rewritten.
 
-    uint8 with zero point 128 and scale max|row| / 127 (a symmetric range, so the zero point is a constant
-    that onnxruntime's MatMulIntegerToFloat accepts); the consumers' `a_scale * b_scale` products broadcast
-    the per-row scale over the output columns.
+    uint8 with zero point 128 and scale max|row| / 127 (a symmetric range, so the zero point is a constant).
+    onnxruntime's MatMulIntegerToFloat reads its activation scale as one number, so the consumers get scale 1
+    (they still fuse into it) and the per-row scale multiplies each product's output after it.
     """
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
+    users = _consumers(graph)
     consts = {
         "koner_row_127": np.array(127.0, np.float32),
         "koner_row_128": np.array(128.0, np.float32),
+        "koner_row_one": np.array(1.0, np.float32),
         "koner_row_tiny": np.array(1e-30, np.float32),
         "koner_row_zero_point": np.array(128, np.uint8),
         "koner_row_axes": np.array([-1], np.int64),
     }
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    rescale: dict[str, str] = {}  # output of a scaled product -> the row scale it must be multiplied by
     nodes, changed = [], 0
     for node in graph.node:
         if node.op_type != "DynamicQuantizeLinear" or node.domain not in ("", "ai.onnx"):
@@ -156,7 +160,7 @@ def per_row_activations(model) -> int:
         x = node.input[0]
         q, scale, zp = node.output
         p = (node.name or q) + "/row"
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+        row = p + "_scale"
         if opset >= 18:
             reduce = helper.make_node("ReduceMax", [p + "_abs", "koner_row_axes"], [p + "_max"], name=p + "_max",
                                       keepdims=1)
@@ -166,19 +170,33 @@ def per_row_activations(model) -> int:
             helper.make_node("Abs", [x], [p + "_abs"], name=p + "_abs"),
             reduce,
             helper.make_node("Max", [p + "_max", "koner_row_tiny"], [p + "_peak"], name=p + "_peak"),
-            helper.make_node("Div", [p + "_peak", "koner_row_127"], [scale], name=p + "_scale"),
-            helper.make_node("Div", [x, scale], [p + "_scaled"], name=p + "_scaled"),
+            helper.make_node("Div", [p + "_peak", "koner_row_127"], [row], name=p + "_scale"),
+            helper.make_node("Div", [x, row], [p + "_scaled"], name=p + "_scaled"),
             helper.make_node("Round", [p + "_scaled"], [p + "_round"], name=p + "_round"),
             helper.make_node("Add", [p + "_round", "koner_row_128"], [p + "_shift"], name=p + "_shift"),
             helper.make_node("Cast", [p + "_shift"], [q], name=p + "_cast", to=TensorProto.UINT8),
             helper.make_node("Identity", ["koner_row_zero_point"], [zp], name=p + "_zero_point"),
         ]
+        for scales_mul in users.get(scale, []):  # a_scale * b_scale, then product * that
+            for k, name in enumerate(scales_mul.input):
+                if name == scale:
+                    scales_mul.input[k] = "koner_row_one"
+            for product in users.get(scales_mul.output[0], []):
+                if product.op_type == "Mul":
+                    rescale[product.output[0]] = row
         changed += 1
     if changed:
         have = {i.name for i in graph.initializer}
         graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k not in have)
+        out = []
+        for node in nodes:
+            out.append(node)
+            y = node.output[0] if node.output else None
+            if y in rescale and node.op_type == "Mul":
+                node.output[0] = y + "_unit"
+                out.append(helper.make_node("Mul", [y + "_unit", rescale[y]], [y], name=(node.name or y) + "/row_scale"))
         del graph.node[:]
-        graph.node.extend(nodes)
+        graph.node.extend(out)
     return changed
 
 
