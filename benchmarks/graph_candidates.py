@@ -1,6 +1,6 @@
 """Which int8 graph should koner export? Every fusion and kernel choice measured A/B on the stand-in.
 
-Each candidate is the stand-in's int8 model built one way (same int8 weights, fp16 embedding tables, float
+Each candidate is the stand-in's int8 model built one way (onnxruntime's dynamic quantizer, fp16 embedding tables, float
 head and projection); for each: graph nodes, ms per call on bare onnxruntime (median over interleaved
 rounds) for four workloads (short 8 tokens, sentence 48, paragraph 140, one 512-token window) at 1 and 2
 intra-op threads, texts/s over 256 outside-corpus texts padded into batches of 1 / 4 / 8 (1 thread), the
@@ -43,7 +43,7 @@ CANDIDATES = {
     "F: E with FastGelu (tanh approximation)": ("fused+split+fold+fastgelu", "basic"),
     "G: E with the fused Attention in float": ("fused-float-attention+split+fold", "basic"),
     "H: E with EmbedLayerNormalization": ("fused-embed+split+fold", "basic"),
-    "I: per-token activation scales (batch invariant), B's graph": ("per-token+split+fold", "basic"),
+    "I: per-token activation scales (batch invariant), attention unfused": ("per-token", "basic"),
     "J: MatMulNBits 8-bit blocks, accuracy level 4 (per-row int8)": ("nbits+split+fold", "basic"),
 }
 
@@ -53,7 +53,7 @@ def build(recipe: str, fp32: Path, out: Path, heads: int, hidden: int) -> dict:
     import onnx
 
     from koner_export import rewrite
-    from koner_export.graph import _quantize_fused
+    from koner_export.graph import quantize_fused
     from koner_export.optimize import optimize
     from koner_export.quantize import QuantOptions, float_nodes, preprocess, quantize, rewrite_embeddings
 
@@ -64,14 +64,10 @@ def build(recipe: str, fp32: Path, out: Path, heads: int, hidden: int) -> dict:
         pre, q = Path(tmp) / "pre.onnx", Path(tmp) / "q.onnx"
         preprocess(fp32, pre)
         base = parts[0]
-        if base in ("plain", "per-token"):
+        if base == "plain":
             quantize(pre, q, opts, preprocessed=True)
-            if base == "per-token":
-                m = onnx.load(str(q))
-                info["per_token"] = rewrite.per_row_activations(m)
-                onnx.save(m, str(q))
         elif base.startswith("fused"):
-            info["attention"] = _quantize_fused(pre, q, opts, heads, hidden,
+            info["attention"] = quantize_fused(pre, q, opts, heads, hidden,
                                                 int8_attention=base != "fused-float-attention",
                                                 embed_layernorm=base == "fused-embed")
         elif base == "nbits":
@@ -173,6 +169,7 @@ def main() -> None:
     from koner_export.export import export_model
     from koner_export.parity import run_parity
     from koner_export.profile import op_profile
+    from koner_export.quantize import QuantOptions
     from koner.manifest import MODEL_FILE
 
     src = ROOT / "standin" / "model"
@@ -189,12 +186,13 @@ def main() -> None:
         for name, (recipe, level) in chosen.items():
             if recipe not in built:
                 folder = tmp / f"c{len(built)}"
-                shutil.copytree(template, folder)
-                built[recipe] = (folder, build(recipe, fp32, folder / MODEL_FILE, heads, hidden))
-                if recipe.startswith("per-token"):  # the manifest tells the runtime it may batch
-                    doc = json.loads((folder / "koner.json").read_text())
-                    doc["quantization"]["activations"] = "per-token"
-                    (folder / "koner.json").write_text(json.dumps(doc))
+                if recipe == "per-token":  # export's own build, manifest included (it tells the runtime to batch)
+                    export_model(str(src), folder, quant=QuantOptions(activations="per-token"), parity=False,
+                                 external=False, progress=lambda m: None)
+                    built[recipe] = (folder, json.loads((folder / "koner.json").read_text())["export"]["graph"])
+                else:
+                    shutil.copytree(template, folder)
+                    built[recipe] = (folder, build(recipe, fp32, folder / MODEL_FILE, heads, hidden))
             paths[name], levels[name] = built[recipe][0] / MODEL_FILE, level
             result["candidates"][name] = {"recipe": recipe, "load_level": level, "rewrites": built[recipe][1]}
             print(f"[graphs] built {name}: {built[recipe][1]}", file=sys.stderr, flush=True)

@@ -208,9 +208,10 @@ def test_external_weights_and_new_defaults_answer_as_the_embedded_model_on_old_d
     folder = tmp_path / "m"
     shutil.copytree(DEFAULT_MODEL, folder)
     onnx.save(onnx.load(str(folder / "model.onnx")), str(folder / "embedded.onnx"))  # weights inside the graph
-    assert (folder / "embedded.onnx").stat().st_size > 19e6 > (folder / "model.onnx").stat().st_size * 50
+    assert (folder / "embedded.onnx").stat().st_size > 18e6 > (folder / "model.onnx").stat().st_size * 50
     new = NER.load(folder)  # weights mapped from model.onnx.data, 1 intra-op thread, a worker per CPU
-    old = NER.load(folder, model_file="embedded.onnx", threads=2, workers=1)  # the defaults before
+    old = NER.load(folder, model_file="embedded.onnx", threads=2, workers=1,  # the defaults before
+                   optimization="basic")  # as koner loads its own exported graph (higher levels re-fuse it)
     from koner_export.corpus import PARITY_CORPUS, texts
 
     sample = texts(PARITY_CORPUS)[::5]
@@ -237,7 +238,7 @@ def _flip_corpus(tmp_path) -> Path:
     """A few parity texts where the bundled int8 model flips near-tied tokens, and some where it does not."""
     from koner_export.corpus import PARITY_CORPUS
 
-    keep = {"klue-ner-v1_dev_02127-wikitree", "klue-ner-v1_dev_02376-nsmc", "quotes-004"}
+    keep = {"klue-ner-v1_dev_02251-wikitree", "klue-ner-v1_dev_01667-nsmc", "numbers-015"}
     rows = [json.loads(l) for l in open(PARITY_CORPUS, encoding="utf-8")]
     picked = [r for r in rows if r["id"] in keep] + [r for r in rows if r["category"] == "command"][:10]
     path = tmp_path / "flips.jsonl"

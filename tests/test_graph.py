@@ -130,9 +130,23 @@ def test_per_token_scales_give_each_text_the_same_numbers_alone_and_in_any_batch
     assert manifest["quantization"]["activations"] == "per-token"
     ner = NER.load(per_token_dir, workers=1)
     alone = [[e.to_dict() for e in ner(t)] for t in TEXTS]
+    rows_per_call = []
+    run = ner.session.run
+
+    def counting(ids, mask):
+        rows_per_call.append(ids.shape[0])
+        return run(ids, mask)
+
+    ner.session.run = counting
     for batch_size in (2, 3, 6):
+        rows_per_call.clear()
         batched = [[e.to_dict() for e in ents] for ents in ner.batch(TEXTS, batch_size=batch_size)]
+        assert max(rows_per_call) == batch_size  # the texts really were padded into one call
         assert batched == alone, batch_size  # scores included, to the last bit
+    long_text = " ".join(TEXTS * 40)  # over 512 tokens: windows, batched with short texts
+    mixed = ner.batch([TEXTS[0], long_text, TEXTS[1]], batch_size=3)
+    assert [[e.to_dict() for e in ents] for ents in mixed] == [alone[0], [e.to_dict() for e in ner(long_text)], alone[1]]
+    ner.session.run = run
     # the session level: a row's logits are bit-identical whatever is padded beside it
     enc = [ner.tokenizer.encode(t) for t in TEXTS]
     width = max(len(e.ids) for e in enc)
@@ -157,4 +171,8 @@ def test_per_tensor_scales_are_not_batch_invariant_so_the_default_model_runs_tex
     one = ner.session.run(ids[:1, :len(enc[0].ids)], mask[:1, :len(enc[0].ids)])[0]
     assert not np.array_equal(one, ner.session.run(ids, mask)[0, :len(enc[0].ids)])  # why one text a call
     alone = [[e.to_dict() for e in ner(t)] for t in TEXTS]
+    rows_per_call = []
+    run = ner.session.run
+    ner.session.run = lambda ids, mask: rows_per_call.append(ids.shape[0]) or run(ids, mask)
     assert [[e.to_dict() for e in ents] for ents in ner.batch(TEXTS, batch_size=6)] == alone
+    assert set(rows_per_call) == {1}  # so koner runs them one text a call

@@ -8,7 +8,6 @@ all agree reach `min_sentence_agreement`.
 """
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from dataclasses import replace
@@ -19,7 +18,8 @@ import numpy as np
 
 from .checkpoint import torch_logits
 from .corpus import CALIBRATION, texts as corpus_texts
-from .quantize import QuantOptions, float_nodes, preprocess, quantizable_nodes, quantize
+from .graph import build_int8
+from .quantize import QuantOptions, float_nodes, layer_group, preprocess, quantizable_nodes
 
 
 def check_agreement(value: float) -> float:
@@ -27,13 +27,6 @@ def check_agreement(value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise ValueError(f"min_agreement is a share of tokens, above 0 and at most 1 (e.g. 0.995), not {value!r}")
     return float(value)
-
-
-def _group(node: str) -> str:
-    m = re.search(r"layer\.(\d+)", node)
-    if m:
-        return f"layer.{int(m.group(1)):02d}"
-    return node  # embeddings, their projection and the classifier: each node on its own
 
 
 def _batches(ckpt, texts: list[str]):
@@ -82,10 +75,13 @@ def fit_exclusions(ckpt, fp32: Path, quant: QuantOptions, min_agreement: float, 
         nodes = [n for n in quantizable_nodes(graph, quant.op_types) if n not in kept]
         groups: dict[str, list[str]] = {}
         for n in nodes:
-            groups.setdefault(_group(n), []).append(n)
+            groups.setdefault(layer_group(n), []).append(n)
 
-        def measure(opts: QuantOptions):
-            quantize(pre, out, opts, preprocessed=True)
+        config = ckpt.model.config
+
+        def measure(opts: QuantOptions):  # the graph export will write, not only its quantization
+            build_int8(pre, out, opts, num_heads=getattr(config, "num_attention_heads", None),
+                       hidden_size=getattr(config, "hidden_size", None), preprocessed=True)
             t0 = time.perf_counter()
             got = _logits(out, batches)
             secs = time.perf_counter() - t0

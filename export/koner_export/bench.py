@@ -189,8 +189,11 @@ def prepare(args, tmp: Path) -> None:
         from .export import export_model
 
         export_model(args.source, Path(args.fp32_dir), keep_fp32=True, parity=False, progress=lambda m: None)
-    if args.optimum_dir is None:
+    if args.optimum_dir is None and set(args.systems) & {"b", "f"}:
         args.optimum_dir = str(optimum_int8(args.source, tmp / "optimum"))
+    elif args.optimum_dir is not None and not (Path(args.optimum_dir) / OPTIMUM_FILE).is_file():
+        raise SystemExit(f"koner: {args.optimum_dir} has no {OPTIMUM_FILE}; give a folder written by "
+                         "optimum's ORTQuantizer, or leave --optimum-dir out to make one now")
 
 
 def optimum_int8(source: str, out: Path) -> Path:
@@ -216,7 +219,7 @@ def optimum_int8(source: str, out: Path) -> Path:
 
 def run_child(args, system: str, threads: int, cold: bool) -> dict:
     cmd = [sys.executable, "-m", "koner_export.bench", "--worker", system, "--threads", str(threads), "--source", args.source,
-           "--model", args.model, "--fp32-dir", args.fp32_dir, "--optimum-dir", args.optimum_dir,
+           "--model", args.model, "--fp32-dir", args.fp32_dir, *(["--optimum-dir", args.optimum_dir] if args.optimum_dir else []),
            "--reps", str(args.reps), "--corpus-size", str(args.corpus_size)] + (["--cold"] if cold else []) + \
           (["--baseline-model", args.baseline_model] if args.baseline_model else [])
     import koner
@@ -381,7 +384,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="PyTorch checkpoint folder (default: the stand-in, in a source checkout)")
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="koner int8 model folder (default: the bundled model)")
     ap.add_argument("--fp32-dir", help="koner folder with model-fp32.onnx (default: exported now)")
-    ap.add_argument("--optimum-dir")
+    ap.add_argument("--optimum-dir", help=f"a folder with optimum's int8 {OPTIMUM_FILE} and the tokenizer files "
+                                          "(default: exported now with optimum-cli and ORTQuantizer)")
     ap.add_argument("--threads", type=int, nargs="*", default=None, help="CPU budgets (default: 1 and 2)")
     ap.add_argument("--systems", default=None, help="letters of the systems to run (default: abfcde, and p with "
                                                     "--baseline-model)")
@@ -415,6 +419,10 @@ def run(args: argparse.Namespace) -> int:
         return run_profile(args, threads_list)
     if args.systems is None:
         args.systems = "abfcde" + ("p" if args.baseline_model else "")
+    unknown = sorted(set(args.systems) - set(SYSTEMS))
+    if unknown or not args.systems:
+        print(f"koner: --systems takes letters from {''.join(SYSTEMS)}, not {args.systems!r}", file=sys.stderr)
+        return 2
     if "p" in args.systems and not args.baseline_model:
         print("koner: system p needs --baseline-model DIR (a koner model folder)", file=sys.stderr)
         return 2
@@ -431,7 +439,8 @@ def run(args: argparse.Namespace) -> int:
                                "int8 model.onnx (+ weights file)": sum(
                                    (Path(args.model) / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE)
                                    if (Path(args.model) / n).exists()) / 1e6,
-                               "optimum int8 " + OPTIMUM_FILE: (Path(args.optimum_dir) / OPTIMUM_FILE).stat().st_size / 1e6}}
+                               **({"optimum int8 " + OPTIMUM_FILE: (Path(args.optimum_dir) / OPTIMUM_FILE).stat().st_size / 1e6}
+                                  if args.optimum_dir else {})}}
         steps = [(t, s) for t in threads_list for s in args.systems]
         for n, (t, s) in enumerate(steps, 1):
             print(f"[bench] {n}/{len(steps)} {SYSTEMS[s]}, {t} thread(s)", file=sys.stderr, flush=True)

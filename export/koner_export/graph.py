@@ -1,6 +1,7 @@
 """fp32 ONNX -> the int8 graph koner runs: quantization, fusions and rewrites, in the order measured fastest.
 
-Two graphs (`QuantOptions.graph`), both with the same int8 weights:
+Two graphs (`QuantOptions.graph`), both from onnxruntime's dynamic quantizer (the fused graph's QAttention
+quantizes each layer's query, key and value weights as one tensor):
 
 - `fused` (default): onnxruntime's transformer optimizer fuses each attention block into one Attention node
   (quantized to QAttention: no Reshape/Transpose chains), then onnxruntime's extended fusions; after them
@@ -21,7 +22,7 @@ from typing import Optional
 
 from . import rewrite
 from .optimize import optimize
-from .quantize import QuantOptions, float_nodes, preprocess, quantize, rewrite_embeddings
+from .quantize import QuantOptions, layer_group, preprocess, quantize, quantize_model
 
 GRAPHS = ("fused", "onnxruntime")
 ACTIVATIONS = ("per-tensor", "per-token")
@@ -36,18 +37,24 @@ def check_graph_options(opts: QuantOptions) -> None:
 
 
 def build_int8(fp32: Path, out: Path, opts: QuantOptions, *, num_heads: Optional[int] = None,
-               hidden_size: Optional[int] = None) -> dict:
-    """Write the int8 model of `fp32` to `out` as `opts` asks; returns what was fused and rewritten."""
+               hidden_size: Optional[int] = None, preprocessed: bool = False) -> dict:
+    """Write the int8 model of `fp32` to `out` as `opts` asks; returns what was fused and rewritten.
+
+    `preprocessed`: `fp32` already went through `quantize.preprocess` (accuracy-aware trials reuse it).
+    """
     import onnx
 
     check_graph_options(opts)
     fuse_attention = opts.graph == "fused" and opts.activations == "per-tensor" and bool(num_heads and hidden_size)
     with tempfile.TemporaryDirectory() as tmp:
         pre, quantized = Path(tmp) / "pre.onnx", Path(tmp) / "q.onnx"
-        preprocess(fp32, pre)
+        if preprocessed:
+            pre = fp32
+        else:
+            preprocess(fp32, pre)
         info: dict = {"graph": opts.graph, "activations": opts.activations}
         if fuse_attention:
-            info["attention_fused"] = _quantize_fused(pre, quantized, opts, num_heads, hidden_size)
+            info["attention_fused"] = quantize_fused(pre, quantized, opts, num_heads, hidden_size)
         else:
             quantize(pre, quantized, opts, preprocessed=True)
         if opts.activations == "per-token":
@@ -58,23 +65,22 @@ def build_int8(fp32: Path, out: Path, opts: QuantOptions, *, num_heads: Optional
     if opts.graph == "fused":
         model = onnx.load(str(out))
         info["skip_layernorm_split"] = rewrite.split_skip_layernorm(model)
-        info["bias_gelu_split"] = rewrite.split_bias_gelu(model)
-        info["bias_folded"] = rewrite.fold_bias(model)
+        if opts.activations == "per-tensor":  # per-token products end in the row-scale Mul: no bias to fold
+            info["bias_gelu_split"] = rewrite.split_bias_gelu(model)
+            info["bias_folded"] = rewrite.fold_bias(model)
         onnx.checker.check_model(model)
         onnx.save(model, str(out))
     return info
 
 
-def _quantize_fused(pre: Path, out: Path, opts: QuantOptions, num_heads: int, hidden_size: int, *,
-                    int8_attention: bool = True, embed_layernorm: bool = False) -> int:
+def quantize_fused(pre: Path, out: Path, opts: QuantOptions, num_heads: int, hidden_size: int, *,
+                   int8_attention: bool = True, embed_layernorm: bool = False) -> int:
     """Fuse attention in the fp32 graph, then quantize it (Attention -> QAttention); returns the blocks fused.
 
     `int8_attention` False keeps the fused Attention in float; `embed_layernorm` also fuses the embeddings
     (EmbedLayerNormalization, which reads float32 tables). Both are measured alternatives, not export options.
     """
-    import onnx
     from onnx import helper
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -85,20 +91,13 @@ def _quantize_fused(pre: Path, out: Path, opts: QuantOptions, num_heads: int, hi
     if not any(o.domain == rewrite.MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(rewrite.MS_DOMAIN, 1))
     fused = [n for n in model.graph.node if n.op_type == "Attention"]
-    exclude = list(opts.exclude) + float_nodes(model.graph, opts)
-    exclude += _attention_kept_in_float(fused, exclude, {n.name for n in model.graph.node})
-    if "Gather" in opts.op_types:
-        exclude += rewrite_embeddings(model, skip=set(exclude), storage=opts.embeddings)
-    op_types = [o for o in opts.op_types if o != "Gather"] + (["Attention"] if "MatMul" in opts.op_types and int8_attention else [])
-    quantize_dynamic(model, str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
-                     op_types_to_quantize=op_types, nodes_to_exclude=exclude, per_channel=opts.per_channel,
-                     reduce_range=opts.reduce_range, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    names = {n.name for n in model.graph.node}
+    kept = _attention_kept_in_float(fused, list(opts.exclude), names)
+    quantize_model(model, out, opts, also_exclude=tuple(kept), attention=int8_attention)
     return len(fused)
 
 
 def _attention_kept_in_float(attention: list, exclude: list[str], names: set[str]) -> list[str]:
     """Attention nodes whose query/key/value MatMuls `exclude` names (they were fused away): kept in float too."""
-    from .accuracy import _group
-
-    lost = {_group(n) for n in exclude if n not in names}
-    return [n.name for n in attention if _group(n.output[0]) in lost]
+    lost = {layer_group(n) for n in exclude if n not in names}
+    return [n.name for n in attention if layer_group(n.output[0]) in lost]

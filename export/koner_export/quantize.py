@@ -55,6 +55,16 @@ HEAD_SUFFIXES = ("classifier/MatMul",)
 PROJECTION_SUFFIXES = ("embeddings_project/MatMul",)
 
 
+def layer_group(node: str) -> str:
+    """The encoder layer a node (or tensor) name belongs to (`layer.03`), or the name itself outside the layers."""
+    import re
+
+    m = re.search(r"layer\.(\d+)", node)
+    if m:
+        return f"layer.{int(m.group(1)):02d}"
+    return node  # embeddings, their projection and the classifier: each node on its own
+
+
 def float_nodes(graph, opts: QuantOptions) -> list[str]:
     """The MatMuls of a pre-processed graph that `opts` keeps in float besides `opts.exclude`."""
     suffixes = (HEAD_SUFFIXES if opts.float_head else ()) + (PROJECTION_SUFFIXES if opts.float_projection else ())
@@ -64,11 +74,27 @@ def float_nodes(graph, opts: QuantOptions) -> list[str]:
 def _quantize(src: Path, out: Path, opts: QuantOptions) -> None:
     import onnx
 
-    model = onnx.load(str(src))  # loaded once: node lookup, embedding rewrite and quantization share it
-    exclude = list(opts.exclude) + float_nodes(model.graph, opts)
+    quantize_model(onnx.load(str(src)), out, opts)  # loaded once: lookups, embedding rewrite, quantization
+
+
+def quantize_model(model, out: Path, opts: QuantOptions, *, also_exclude: tuple[str, ...] = (),
+                   attention: bool = False) -> None:
+    """Quantize a loaded, pre-processed model (attention-fused or not) to `out` as `opts` asks.
+
+    The one place koner calls onnxruntime's quantizer: `opts.exclude`, the float head and projection and
+    `also_exclude` stay float; embedding tables become fp16 / row-scaled int8 when Gather is quantized;
+    `attention` also quantizes fused Attention nodes (to QAttention) when MatMul is.
+    """
+    exclude = list(opts.exclude) + float_nodes(model.graph, opts) + list(also_exclude)
     if "Gather" in opts.op_types:
         exclude += rewrite_embeddings(model, skip=set(exclude), storage=opts.embeddings)
-    _quantize_dynamic(model, out, opts, exclude)
+    op_types = list(opts.op_types) + (["Attention"] if attention and "MatMul" in opts.op_types else [])
+    if not op_types:  # onnxruntime reads an empty list as "every op type"
+        import onnx
+
+        onnx.save(model, str(out))
+        return
+    _quantize_dynamic(model, out, opts, exclude, op_types)
 
 
 EMBEDDING_STORAGE = ("fp16", "int8")
@@ -128,12 +154,15 @@ def rewrite_embeddings(model, skip: set[str], storage: str = "fp16") -> list[str
     return changed
 
 
-def _quantize_dynamic(model, out: Path, opts: QuantOptions, exclude: list[str]) -> None:
+def _quantize_dynamic(model, out: Path, opts: QuantOptions, exclude: list[str], op_types: list[str]) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(model, str(out), weight_type=QuantType.QUInt8 if opts.u8u8 else QuantType.QInt8,
-                     op_types_to_quantize=list(opts.op_types), nodes_to_exclude=exclude,
-                     per_channel=opts.per_channel, reduce_range=opts.reduce_range)
+                     op_types_to_quantize=op_types, nodes_to_exclude=exclude, per_channel=opts.per_channel,
+                     reduce_range=opts.reduce_range,
+                     # contrib ops (a fused Attention) have no ONNX shape inference: their outputs are float
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def quantizable_nodes(graph, op_types: list[str]) -> list[str]:

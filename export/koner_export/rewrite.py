@@ -111,7 +111,9 @@ def fold_bias(model) -> int:
                     or x in outputs):
                 continue
             at = _BIAS_INPUT[mm.op_type]
-            if len(mm.input) > at and mm.input[at]:
+            weight = inits.get(mm.input[1])
+            if (len(mm.input) > at and mm.input[at]) or weight is None or not weight.dims \
+                    or w.dims[0] != weight.dims[-1]:  # a bias the width of the product's columns, nothing else
                 continue
             while len(mm.input) < at:
                 mm.input.append("")
@@ -133,9 +135,11 @@ def fold_bias(model) -> int:
 def per_row_activations(model) -> int:
     """Quantize each DynamicQuantizeLinear's input row by row (one scale per token); returns the nodes rewritten.
 
-    uint8 with zero point 128 and scale max|row| / 127 (a symmetric range, so the zero point is a constant).
-    onnxruntime's MatMulIntegerToFloat reads its activation scale as one number, so the consumers get scale 1
-    (they still fuse into it) and the per-row scale multiplies each product's output after it.
+    Works on the graph onnxruntime's quantizer writes (DynamicQuantizeLinear, then MatMulInteger, Cast and
+    Mul by `a_scale * b_scale` for each product). Activations become uint8 with zero point 128 and scale
+    max|row| / 127 (a symmetric range, so the zero point is a constant). onnxruntime's MatMulIntegerToFloat
+    reads its activation scale as one number, so each product becomes MatMulIntegerToFloat with activation
+    scale 1 and the weight's scale, and a Mul by the per-row scale after it.
     """
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -151,7 +155,7 @@ def per_row_activations(model) -> int:
         "koner_row_axes": np.array([-1], np.int64),
     }
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
-    rescale: dict[str, str] = {}  # output of a scaled product -> the row scale it must be multiplied by
+    rows: dict[str, tuple[str, str]] = {}  # quantized tensor -> (its per-row scale, the old per-call scale)
     nodes, changed = [], 0
     for node in graph.node:
         if node.op_type != "DynamicQuantizeLinear" or node.domain not in ("", "ai.onnx"):
@@ -177,26 +181,46 @@ def per_row_activations(model) -> int:
             helper.make_node("Cast", [p + "_shift"], [q], name=p + "_cast", to=TensorProto.UINT8),
             helper.make_node("Identity", ["koner_row_zero_point"], [zp], name=p + "_zero_point"),
         ]
-        for scales_mul in users.get(scale, []):  # a_scale * b_scale, then product * that
-            for k, name in enumerate(scales_mul.input):
-                if name == scale:
-                    scales_mul.input[k] = "koner_row_one"
-            for product in users.get(scales_mul.output[0], []):
-                if product.op_type == "Mul":
-                    rescale[product.output[0]] = row
+        rows[q] = (row, scale)
         changed += 1
-    if changed:
-        have = {i.name for i in graph.initializer}
-        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k not in have)
-        out = []
-        for node in nodes:
-            out.append(node)
-            y = node.output[0] if node.output else None
-            if y in rescale and node.op_type == "Mul":
-                node.output[0] = y + "_unit"
-                out.append(helper.make_node("Mul", [y + "_unit", rescale[y]], [y], name=(node.name or y) + "/row_scale"))
-        del graph.node[:]
-        graph.node.extend(out)
+    if not changed:
+        return 0
+    drop: set[int] = set()
+    replace: dict[int, list] = {}
+    for node in nodes:
+        if node.op_type != "MatMulInteger" or node.input[0] not in rows:
+            continue
+        row, scale = rows[node.input[0]]
+        cast = users.get(node.output[0], [])
+        prod = users.get(cast[0].output[0], []) if len(cast) == 1 and cast[0].op_type == "Cast" else []
+        if len(prod) != 1 or prod[0].op_type != "Mul":
+            raise ValueError(f"{node.name}: not the quantizer's MatMulInteger -> Cast -> Mul chain")
+        scales_mul = next((n for n in users.get(scale, []) if n.output[0] in prod[0].input), None)
+        if scales_mul is None:
+            raise ValueError(f"{node.name}: its output is not scaled by its activation scale")
+        w_scale = next(i for i in scales_mul.input if i != scale)
+        y = prod[0].output[0]
+        name = node.name or y
+        a_zp = node.input[2] if len(node.input) > 2 else ""
+        w_zp = node.input[3] if len(node.input) > 3 else ""
+        replace[id(node)] = [
+            helper.make_node("MatMulIntegerToFloat", [node.input[0], node.input[1], "koner_row_one", w_scale, a_zp, w_zp],
+                             [y + "_unit"], name=name + "/to_float", domain=MS_DOMAIN),
+            helper.make_node("Mul", [y + "_unit", row], [y], name=name + "/row_scale")]
+        drop |= {id(cast[0]), id(prod[0])}
+        if len(users.get(scales_mul.output[0], [])) == 1:
+            drop.add(id(scales_mul))
+    out = []
+    for node in nodes:
+        if id(node) in drop:
+            continue
+        out.extend(replace.get(id(node), [node]))
+    have = {i.name for i in graph.initializer}
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k not in have)
+    del graph.node[:]
+    graph.node.extend(out)
+    if not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     return changed
 
 

@@ -158,7 +158,8 @@ class NER:
         batch_size = check_positive("batch_size", batch_size)
         workers = self.workers if workers is None else _check_workers(workers)
         how, spans = self.aggregator(aggregation, decode), self._spans(labels, merge)
-        # int8: one text a job (its windows run one per call anyway); float: `batch_size` texts a job, padded
+        # int8 with per-call scales: one text a job (its windows run one per call anyway); float and per-token
+        # int8: `batch_size` texts a job, padded
         chunk = 1 if self._rows_alone else batch_size
         if isinstance(texts, (list, tuple)):  # no more threads than jobs
             workers = min(workers, max(1, -(-len(texts) // chunk)))
@@ -216,7 +217,7 @@ class NER:
         return out
 
     def _answer(self, texts: list[str], how: Aggregation, spans: SpanOptions) -> list[list[Entity]]:
-        """The entities of a few texts, short ones in one padded batch (float) or one call each (int8)."""
+        """The entities of a few texts, short ones in one padded batch (float, per-token int8) or one call each."""
         live = [i for i, t in enumerate(texts) if t.strip()]
         results: list[list[Entity]] = [[] for _ in texts]
         if not live:
@@ -250,7 +251,7 @@ class NER:
         yield from stream.close()
 
     def _run(self, ids: list[np.ndarray]) -> list[np.ndarray]:
-        """Logits of each id sequence: one call each for int8, one padded batch for float."""
+        """Logits of each id sequence: one call each for per-call int8 scales, else one padded batch."""
         if self._rows_alone or len(ids) == 1:
             return [self.session.run(x[None, :], np.ones((1, len(x)), np.int64))[0] for x in ids]
         n = max(len(x) for x in ids)
