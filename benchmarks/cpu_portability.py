@@ -187,6 +187,8 @@ def run_limited(cpu: str, limit: int, root: Path | None) -> int:
         return run(cpu, root)
     finally:
         CORPORA = full
+        for path in kept:
+            shutil.rmtree(path.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

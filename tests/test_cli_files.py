@@ -73,8 +73,14 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask, file_mode):
     assert out.stdout.strip() == oct(0o777 & ~umask)  # the folder Ray and Spark write their part files into
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C acts as in a terminal even when the suite runs in the background (SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_part(args, folder: Path, **kw):
-    proc = subprocess.Popen(KONER + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    proc = subprocess.Popen(KONER + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint, **kw)
     deadline = time.monotonic() + 120
     while not any(p.name.endswith(".part") for p in folder.iterdir()):
         assert proc.poll() is None, proc.communicate()
@@ -110,7 +116,7 @@ def test_sigterm_stops_ner_dataset_without_leftovers(tmp_path):
 
 def test_ctrl_c_on_an_open_stdin_exits_130():
     proc = subprocess.Popen(KONER + ["ner"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
     try:
         proc.stdin.write("아이유 노래 검색해줘.\n" * 100)  # more than the workers read ahead; stdin stays open
         proc.stdin.flush()
