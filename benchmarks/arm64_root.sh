@@ -8,10 +8,15 @@ ROOT=${1:-/srv/arm64}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 command -v debootstrap >/dev/null && command -v qemu-aarch64-static >/dev/null || \
   apt-get install -y -q debootstrap qemu-user-static binfmt-support
-if [ ! -x "$ROOT/usr/bin/python3" ]; then
+# arm64 binaries started inside the root (the second stage, pip) need the kernel to hand them to qemu
+mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register
+if [ ! -e "$ROOT/etc/debian_version" ]; then
   debootstrap --arch=arm64 --foreign --variant=minbase --include=python3,python3-venv,ca-certificates \
     bookworm "$ROOT" http://deb.debian.org/debian
-  cp /usr/bin/qemu-aarch64-static "$ROOT/usr/bin/"
+fi
+cp /usr/bin/qemu-aarch64-static "$ROOT/usr/bin/"
+if [ -d "$ROOT/debootstrap" ]; then  # removed when the second stage completes
   chroot "$ROOT" /usr/bin/qemu-aarch64-static /bin/sh /debootstrap/debootstrap --second-stage
 fi
 cp /usr/bin/qemu-aarch64-static "$ROOT/usr/bin/"
@@ -19,8 +24,11 @@ mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
 mkdir -p "$ROOT/koner"
 mountpoint -q "$ROOT/koner" || mount --bind "$HERE" "$ROOT/koner"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-if [ ! -x "$ROOT/opt/venv/bin/python" ]; then
-  chroot "$ROOT" /usr/bin/qemu-aarch64-static /usr/bin/python3 -m venv /opt/venv
+# the host's CA bundle and pip settings: a network behind a TLS-inspecting proxy needs them inside too
+cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+[ ! -f /etc/pip.conf ] || cp /etc/pip.conf "$ROOT/etc/pip.conf"
+[ -x "$ROOT/opt/venv/bin/python" ] || chroot "$ROOT" /usr/bin/qemu-aarch64-static /usr/bin/python3 -m venv /opt/venv
+if ! chroot "$ROOT" /usr/bin/qemu-aarch64-static /opt/venv/bin/python -c "import onnxruntime, tokenizers, numpy" 2>/dev/null; then
   chroot "$ROOT" /usr/bin/qemu-aarch64-static /opt/venv/bin/python -m pip install -q \
     "onnxruntime>=1.17" "tokenizers>=0.15" "numpy>=1.24"
 fi
