@@ -111,6 +111,8 @@ def make_system(system: str, args):
         from koner.manifest import read_manifest
         from koner.session import session_options
 
+        from .profile import feed_for
+
         if system == "e":  # koner's graph, loaded at the level koner loads it
             path, tok_path = Path(args.model) / MODEL_FILE, Path(args.model) / TOKENIZER_FILE
             level = "basic" if read_manifest(Path(args.model)).prefused else "all"
@@ -118,14 +120,13 @@ def make_system(system: str, args):
             path, tok_path, level = Path(args.optimum_dir) / OPTIMUM_FILE, Path(args.optimum_dir) / "tokenizer.json", "all"
         so = session_options(1, level, mem_pattern=True)  # N CPUs: N threads calling one session, as koner
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        names = {i.name for i in sess.get_inputs()}
+        names = [i.name for i in sess.get_inputs()]
         tok = Tokenizer.from_file(str(tok_path))
         tok.no_truncation()
 
         def one(text):
             ids = np.asarray(tok.encode(text).ids[:512], dtype=np.int64)[None, :]
-            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-            return sess.run(None, {k: v for k, v in feed.items() if k in names})[0]
+            return sess.run(None, feed_for(names, ids))[0]
 
         if args.threads == 1:
             return one, lambda texts, bs: [one(t) for t in texts]
