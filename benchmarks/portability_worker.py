@@ -29,20 +29,24 @@ def main() -> None:
     from koner.cpu import int8_path
 
     ner = NER.load(args.model, threads=1, workers=1)
+    model = ner.manifest.raw["files"][ner.manifest.data_file or ner.manifest.model_file]["sha256"]
     out = Path(args.out)
     done = set()
     if out.exists():
         for line in out.read_text("utf-8").splitlines():
             try:
-                done.add(json.loads(line)["id"])
-            except (ValueError, KeyError):
-                pass  # a line cut by a stop: answered again below
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a stop: answered again below
+            if row.get("id") == "#cpu" and row.get("model") != model:
+                raise SystemExit(f"{out}: answers of another model; move the file away to start over")
+            done.add(row.get("id"))
         with open(out, "rb+") as f:  # drop a partial last line
             data = f.read()
             f.truncate(data.rfind(b"\n") + 1 if data.rfind(b"\n") >= 0 else 0)
     with open(out, "a", encoding="utf-8") as f:
         if not done:
-            f.write(json.dumps({"id": "#cpu", "int8_path": int8_path(), "pid": os.getpid()}) + "\n")
+            f.write(json.dumps({"id": "#cpu", "int8_path": int8_path(), "model": model, "pid": os.getpid()}) + "\n")
         for corpus in args.corpora:
             for line in Path(corpus).read_text("utf-8").splitlines():
                 row = json.loads(line)

@@ -176,3 +176,53 @@ def test_per_tensor_scales_are_not_batch_invariant_so_the_default_model_runs_tex
     ner.session.run = lambda ids, mask: rows_per_call.append(ids.shape[0]) or run(ids, mask)
     assert [[e.to_dict() for e in ents] for ents in ner.batch(TEXTS, batch_size=6)] == alone
     assert set(rows_per_call) == {1}  # so koner runs them one text a call
+
+
+def _pair_sums_16bit(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """a [M, K] uint8 @ w [K, N] int8 as AVX2's vpmaddubsw + vpmaddwd compute it: each neighbouring pair of
+    products summed in a saturating 16-bit lane, then the pairs summed in 32 bits."""
+    prod = a[:, :, None].astype(np.int32) * w[None, :, :].astype(np.int32)  # [M, K, N]
+    pairs = np.clip(prod[:, 0::2] + prod[:, 1::2], -32768, 32767)
+    return pairs.sum(axis=1)
+
+
+def test_limited_weight_pairs_give_exact_sums_where_16_bit_pair_sums_saturated():
+    from koner_export import saturation
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(-128, 128, (64, 48), dtype=np.int8)
+    a = rng.integers(200, 256, (8, 64)).astype(np.uint8)  # large activations: the case that saturates
+    exact = a.astype(np.int64) @ w.astype(np.int64)
+    assert (_pair_sums_16bit(a, w) != exact).any()  # the raw weights do saturate
+    limited, count = saturation.limit(w)
+    assert count == int(saturation.risky_pairs(w).sum()) > 0
+    assert not saturation.risky_pairs(limited).any()
+    assert (_pair_sums_16bit(a, limited) == a.astype(np.int64) @ limited.astype(np.int64)).all()
+    changed = limited != w
+    assert (np.sign(limited[changed]) * np.sign(w[changed]) >= 0).all()  # smaller magnitudes, never a sign flip
+    assert (np.abs(limited[changed].astype(int)) < np.abs(w[changed].astype(int))).all()
+    rows = np.repeat(saturation.risky_pairs(w), 2, axis=0)  # only the weights of risky pairs move
+    assert not changed[~rows].any()
+    again, none = saturation.limit(limited)
+    assert none == 0 and (again == limited).all()
+
+
+def test_the_bundled_model_has_no_weight_pair_that_can_saturate():
+    from onnx import numpy_helper
+
+    from koner.ner import DEFAULT_MODEL
+    from koner_export import saturation
+
+    manifest = json.loads((DEFAULT_MODEL / "koner.json").read_text("utf-8"))
+    assert manifest["quantization"]["limit_pairs"] is True
+    assert manifest["export"]["graph"]["pairs_limited"] > 0
+    model = onnx.load(str(DEFAULT_MODEL / "model.onnx"))
+    inits = {t.name: t for t in model.graph.initializer}
+    checked = 0
+    for node in model.graph.node:
+        if node.op_type in saturation.WEIGHT_INPUT:
+            w = numpy_helper.to_array(inits[node.input[1]])
+            assert w.dtype == np.int8 and not saturation.risky_pairs(w).any(), node.name
+            checked += 1
+    assert checked == 48  # 12 layers: QAttention and three int8 MatMuls each
+    assert NER.load().manifest.saturation_safe

@@ -28,13 +28,30 @@ class Checkpoint:
 
 
 def torch_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """PyTorch logits [batch, seq, labels] for int64 ids and mask, token_type_ids all zero (one segment)."""
+    """PyTorch logits [batch, seq, labels] for int64 ids and mask, fed as the exported graph is fed
+    (token_type_ids all zero, one segment, where the graph takes them)."""
     import torch
 
+    from .onnx_export import graph_inputs
+
     ids_t = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
+    feed = {"input_ids": ids_t, "attention_mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)),
+            "token_type_ids": torch.zeros_like(ids_t)}
+    names = graph_inputs(model)
     with torch.no_grad():
-        return model(input_ids=ids_t, attention_mask=torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)),
-                     token_type_ids=torch.zeros_like(ids_t)).logits.numpy()
+        return model(**{k: v for k, v in feed.items() if k in names}).logits.numpy()
+
+
+# model types whose position ids start after the padding index (fairseq's layout): 514 positions hold 512 tokens
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "roberta-prelayernorm")
+
+
+def max_tokens(config) -> int:
+    """The most tokens (special ones included) the model's position table holds."""
+    positions = int(getattr(config, "max_position_embeddings", 512))
+    if config.model_type in OFFSET_POSITIONS:
+        return positions - int(getattr(config, "pad_token_id", 1) or 0) - 1
+    return positions
 
 
 def load(folder: Path) -> Checkpoint:
@@ -85,7 +102,7 @@ def load(folder: Path) -> Checkpoint:
                               "decomposes Hangul into jamo; set \"strip_accents\": false in tokenizer_config.json "
                               "(and in tokenizer.json's normalizer) and export again")
     lowercase = flags.lowercase
-    max_length = int(getattr(config, "max_position_embeddings", 512))
+    max_length = max_tokens(config)
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in
              (".json", ".txt", ".bin", ".safetensors")}
     return Checkpoint(model, tokenizer, labels, max_length, lowercase, files)

@@ -30,7 +30,10 @@ def register(sub) -> None:
     e.add_argument("--keep-fp32", action="store_true", help="also write model-fp32.onnx")
     e.add_argument("--per-channel", action="store_true")
     e.add_argument("--reduce-range", action="store_true")
-    e.add_argument("--u8u8", action="store_true", help="uint8 weights (CPUs without VNNI)")
+    e.add_argument("--u8u8", action="store_true", help="uint8 weights (slower; exact on every CPU)")
+    e.add_argument("--no-limit-pairs", action="store_true",
+                   help="keep onnxruntime's int8 weights as they are: x86 CPUs without VNNI (AVX2, AVX-512 "
+                        "without VNNI) may then saturate some sums and give labels a VNNI CPU does not")
     e.add_argument("--op-types", default="MatMul,Gather", help="comma-separated ops to quantize")
     e.add_argument("--exclude-node", action="append", default=[], help="node name to keep in float (repeatable)")
     e.add_argument("--int8-head", action="store_true",
@@ -106,7 +109,8 @@ def run_export(args: argparse.Namespace) -> int:
                          op_types=[o for o in args.op_types.split(",") if o], exclude=list(args.exclude_node),
                          float_head=not args.int8_head, float_projection=not args.int8_projection,
                          embeddings="int8" if args.int8_embeddings else "fp16", graph=args.graph,
-                         activations="per-token" if args.per_token_scales else "per-tensor")
+                         activations="per-token" if args.per_token_scales else "per-tensor",
+                         limit_pairs=not args.no_limit_pairs)
     from .errors import ParityError
 
     try:

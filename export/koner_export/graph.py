@@ -10,6 +10,10 @@ quantizes each layer's query, key and value weights as one tensor):
   benchmark): 0.79x the time of `onnxruntime` for a sentence, the same labels by the parity gate.
 - `onnxruntime`: onnxruntime's extended fusions only (koner's graph before 0.2).
 
+Either way, `QuantOptions.limit_pairs` (default) then brings the few int8 weight pairs whose u8*s8 sums could
+saturate on x86 CPUs without VNNI within range (saturation.py), so those CPUs compute the integers a VNNI
+CPU computes.
+
 `QuantOptions.activations = "per-token"` quantizes each token's activations with its own scale (batch
 invariant: a text's numbers do not depend on the texts padded beside it); QAttention scales its input
 per call, so that graph keeps the attention block unfused.
@@ -20,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from . import rewrite
+from . import rewrite, saturation
 from .optimize import optimize
 from .quantize import QuantOptions, layer_group, preprocess, quantize, quantize_model
 
@@ -62,12 +66,16 @@ def build_int8(fp32: Path, out: Path, opts: QuantOptions, *, num_heads: Optional
             info["per_token_quantizers"] = rewrite.per_row_activations(model)
             onnx.save(model, str(quantized))
         optimize(quantized, out)
-    if opts.graph == "fused":
+    limit = opts.limit_pairs and opts.pairs_can_saturate
+    if opts.graph == "fused" or limit:
         model = onnx.load(str(out))
-        info["skip_layernorm_split"] = rewrite.split_skip_layernorm(model)
-        if opts.activations == "per-tensor":  # per-token products end in the row-scale Mul: no bias to fold
-            info["bias_gelu_split"] = rewrite.split_bias_gelu(model)
-            info["bias_folded"] = rewrite.fold_bias(model)
+        if opts.graph == "fused":
+            info["skip_layernorm_split"] = rewrite.split_skip_layernorm(model)
+            if opts.activations == "per-tensor":  # per-token products end in the row-scale Mul: no bias to fold
+                info["bias_gelu_split"] = rewrite.split_bias_gelu(model)
+                info["bias_folded"] = rewrite.fold_bias(model)
+        if limit:
+            info["pairs_limited"] = saturation.limit_pairs(model)
         onnx.checker.check_model(model)
         onnx.save(model, str(out))
     return info

@@ -19,17 +19,31 @@ CHECK_TEXTS = [
 ]
 
 
-def export(model, tokenizer, out: Path) -> None:
-    """Write `model` to `out` as ONNX with inputs input_ids/attention_mask/token_type_ids and output logits."""
+def graph_inputs(model) -> list[str]:
+    """The inputs the exported graph takes: those of INPUTS the model's forward accepts, and token_type_ids
+    only when the model has more than one segment type (RoBERTa-style models have one: its ids are all 0)."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    names = [k for k in INPUTS if k in params]
+    if "token_type_ids" in names and int(getattr(model.config, "type_vocab_size", 2) or 0) <= 1:
+        names.remove("token_type_ids")
+    return names
+
+
+def export(model, tokenizer, out: Path) -> list[str]:
+    """Write `model` to `out` as ONNX with output logits; returns the graph's inputs (see `graph_inputs`)."""
     import torch
 
+    names = graph_inputs(model)
     enc = tokenizer(CHECK_TEXTS[:2], padding=True, return_tensors="pt")
-    args = tuple(enc[k] if k in enc else torch.zeros_like(enc["input_ids"]) for k in INPUTS)
-    axes = {k: {0: "batch", 1: "sequence"} for k in INPUTS + ["logits"]}
+    feed = {k: enc[k] if k in enc else torch.zeros_like(enc["input_ids"]) for k in names}
+    axes = {k: {0: "batch", 1: "sequence"} for k in names + ["logits"]}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-        torch.onnx.export(model, args, str(out), input_names=INPUTS, output_names=["logits"],
+        torch.onnx.export(model, (), str(out), kwargs=feed, input_names=names, output_names=["logits"],
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return names
 
 
 def max_logit_diff(model, tokenizer, onnx_path: Path, texts=CHECK_TEXTS) -> float:

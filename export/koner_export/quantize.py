@@ -20,6 +20,13 @@ class QuantOptions:
     embeddings: str = "fp16"  # embedding tables: "fp16", or "int8" (one fp16 scale per row, 4.5 MB smaller)
     graph: str = "fused"  # "fused" (attention fused, measured fastest) or "onnxruntime" (its fusions only): graph.py
     activations: str = "per-tensor"  # or "per-token": one scale per token, batch invariant (graph.py)
+    # int8 weight pairs that could saturate u8*s8 sums on x86 without VNNI brought within range (saturation.py)
+    limit_pairs: bool = True
+
+    @property
+    def pairs_can_saturate(self) -> bool:
+        """Whether the weights are int8 with all 8 bits, so `limit_pairs` has something to do."""
+        return not (self.u8u8 or self.reduce_range)
 
     def to_json(self) -> dict:
         """The options as written into the manifest."""

@@ -1,10 +1,10 @@
 """koner: Korean named-entity recognition on onnxruntime, tokenizers and numpy alone."""
 from .entity import Entity, to_dicts
 from .errors import (KonerError, LabelMismatchError, ManifestError, ModelFileError, ModelNotFoundError,
-                     OnnxModelError, TokenizerError, VocabularyMismatchError, WorkerError)
+                     OnnxModelError, SaturationWarning, TokenizerError, VocabularyMismatchError, WorkerError)
 from .ner import NER
 
 __version__ = "0.1.0"
 __all__ = ["NER", "Entity", "to_dicts", "KonerError", "ModelNotFoundError", "ModelFileError", "ManifestError",
            "TokenizerError", "OnnxModelError", "LabelMismatchError", "VocabularyMismatchError", "WorkerError",
-           "__version__"]
+           "SaturationWarning", "__version__"]

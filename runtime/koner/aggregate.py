@@ -87,9 +87,10 @@ class Aggregation:
     rules, configured once and used alike by short texts, streamed long texts and Viterbi."""
 
     def __init__(self, labels: tuple[str, ...], strategy: Strategy, join: Join, unk_id: int,
-                 decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None):
+                 decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None, *, word_aware: bool = True):
         check_decode(strategy, decode)
         self.labels, self.strategy, self.join, self.unk_id, self.decode = labels, strategy, join, unk_id, decode
+        self.word_aware = word_aware  # the tokenizer marks subwords itself (WordPiece's ##): see `_is_subword`
         self.token_level = strategy in (Strategy.NONE, Strategy.SIMPLE)
         self.bio = (bio or BIO(labels)) if decode is Decode.VITERBI else None
         tags = [_tag(lab) for lab in labels]
@@ -118,29 +119,34 @@ class Aggregation:
                 chosen = choose(logits[visible], self.decode, self.bio)
             return _token_entities(text, tokens, scores, self.labels, self.strategy, self.join, self.unk_id, base,
                                    visible, chosen)
-        return _group(_words(_pieces(text, tokens, scores, self.unk_id), self.strategy, self.labels, self.join),
-                      text, self.join)
+        return _group(_words(_pieces(text, tokens, scores, self.unk_id, self.word_aware), self.strategy, self.labels,
+                             self.join), text, self.join)
 
     def stream(self, text: str, tokens: Tokens) -> "EntityStream":
         """An EntityStream for one long text whose logits rows arrive in text order."""
         return EntityStream(self, text, tokens)
 
 
-def _pieces(text: str, tokens: Tokens, scores: np.ndarray, unk_id: int) -> list[Piece]:
+def _pieces(text: str, tokens: Tokens, scores: np.ndarray, unk_id: int, word_aware: bool) -> list[Piece]:
     """The visible tokens, each marked as a subword or a word start, as the pipeline's `gather_pre_entities`."""
     out = []
     for idx in np.flatnonzero(~tokens.special).tolist():
         start, end = tokens.offsets[idx]
         word = text[start:end] if int(tokens.ids[idx]) == unk_id else tokens.strings[idx]
-        out.append(Piece(word, scores[idx], start, end, _is_subword(tokens, idx, unk_id)))
+        out.append(Piece(word, scores[idx], start, end, _is_subword(text, tokens, idx, unk_id, word_aware)))
     return out
 
 
-def _is_subword(tokens: Tokens, idx: int, unk_id: int) -> bool:
-    """The pipeline's rule: a token is a subword when its string and its slice of the text differ in length;
-    [UNK] never is."""
+def _is_subword(text: str, tokens: Tokens, idx: int, unk_id: int, word_aware: bool) -> bool:
+    """The pipeline's rule. A tokenizer with a continuing-subword prefix (WordPiece): a token is a subword when
+    its string and its slice of the text differ in length. Any other (byte-level BPE, Unigram): when it does not
+    start the text and no space is just before or at its start. The unknown token never is."""
     start, end = tokens.offsets[idx]
-    return int(tokens.ids[idx]) != unk_id and len(tokens.strings[idx]) != end - start
+    if int(tokens.ids[idx]) == unk_id:
+        return False
+    if word_aware:
+        return len(tokens.strings[idx]) != end - start
+    return start > 0 and " " not in text[start - 1:start + 1]
 
 
 def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
@@ -177,7 +183,7 @@ def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, labels: tuple
 
 def _entity(run: list[Labelled], text: str, join: Join) -> Entity:
     """One group of tokens (or words) as an Entity with the group's mean score."""
-    label = _tag(run[0].label)[1]
+    label = run[0].label.split("-", 1)[-1]  # the pipeline's entity_group: `PER-B` (suffix style) gives `B`
     if len(run) == 1:
         score = float(run[0].score)
     else:  # the pipeline's np.mean(np.nanmean(scores)); scores of finite logits have no NaN
@@ -303,7 +309,7 @@ class EntityStream:
         scores = softmax(rows[visible].astype(np.float32, copy=False)) if len(visible) else rows[:0]
         for j, v in enumerate(visible.tolist()):
             idx = self.first + at + v
-            if not self.seen_word or not _is_subword(toks, idx, unk):
+            if not self.seen_word or not _is_subword(self.text, toks, idx, unk, how.word_aware):
                 if self.seen_word and self.starts:  # the word before this one is complete
                     self._label_word(len(self.starts) - 1)
                 self.starts.append(at + v)

@@ -48,3 +48,7 @@ class WorkerError(KonerError):
     def __init__(self, index: int, exc: BaseException):
         self.index = index
         super().__init__(f"input {index}: {type(exc).__name__}: {exc}")
+
+
+class SaturationWarning(UserWarning):
+    """This CPU's int8 kernels can saturate with this model's weights: some labels may differ from a VNNI CPU's."""

@@ -35,6 +35,10 @@ class Manifest:
     quantized: bool  # the model quantizes activations at run time: one window per onnxruntime call
     prefused: bool  # export already applied onnxruntime's graph fusions to the model file
     per_token_scales: bool = False  # int8 with one activation scale per token: padded batches change nothing
+    # int8 sums cannot saturate on x86 without VNNI: float, uint8 or 7-bit weights, or weight pairs limited
+    saturation_safe: bool = True
+    unk_id: Optional[int] = None  # the tokenizer's unknown-token id as transformers has it (None: read the tokenizer)
+    inputs: Optional[tuple[str, ...]] = None  # the graph's inputs, as export wrote them
     data_file: Optional[str] = None  # the model file's external weights, when it has them
     file_bytes: dict = field(default_factory=dict, compare=False)  # size of each file the manifest hashed
     format: int = FORMAT
@@ -120,6 +124,9 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         quantized=raw["quantization"] is not None,
         prefused="graph_optimization" in export,
         per_token_scales=isinstance(raw["quantization"], dict) and raw["quantization"].get("activations") == "per-token",
+        saturation_safe=_saturation_safe(raw["quantization"]),
+        unk_id=tok.get("unk_id") if isinstance(tok.get("unk_id"), int) else None,
+        inputs=tuple(raw["inputs"]) if isinstance(raw.get("inputs"), list) else None,
         data_file=data_file,
         file_bytes=sizes,
         format=fmt,
@@ -127,11 +134,20 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
     )
 
 
+def _saturation_safe(quant: Optional[dict]) -> bool:
+    """Whether int8 weights written with these options keep every u8*s8 pair sum within 16 bits."""
+    if not isinstance(quant, dict):
+        return True
+    return bool(quant.get("u8u8") or quant.get("reduce_range") or quant.get("limit_pairs"))
+
+
 class ManifestDraft:
     """koner.json as the export step builds it, section by section, then writes and checks it."""
 
     def __init__(self, *, labels: list[str], max_length: int, lowercase: bool, vocab_size: int, embedding_rows: int,
-                 source: dict, opset: int, validation_max_abs_logit_diff: float, keep_fp32: bool, versions: dict):
+                 source: dict, opset: int, validation_max_abs_logit_diff: float, keep_fp32: bool, versions: dict,
+                 architecture: Optional[dict] = None, inputs: Optional[list[str]] = None,
+                 unk_id: Optional[int] = None, scheme: Optional[str] = None):
         self._doc: dict = {
             "format": FORMAT,
             "labels": list(labels),
@@ -144,6 +160,14 @@ class ManifestDraft:
                        "keep_fp32": keep_fp32},
             "versions": versions,
         }
+        if architecture is not None:
+            self._doc["architecture"] = architecture
+        if inputs is not None:
+            self._doc["inputs"] = list(inputs)
+        if unk_id is not None:
+            self._doc["tokenizer"]["unk_id"] = unk_id
+        if scheme is not None:
+            self._doc["scheme"] = scheme
 
     def set_accuracy_aware(self, report: dict) -> None:
         """Record what accuracy-aware quantization kept in float and what it measured."""

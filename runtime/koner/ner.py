@@ -1,6 +1,7 @@
 """The NER object: load a model folder once, then text -> entities, one text, a list or a stream."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
@@ -12,7 +13,7 @@ from .aggregate import Aggregation, Strategy
 from .choices import check_positive
 from .decode import BIO, Decode
 from .entity import Entity
-from .errors import LabelMismatchError, ModelNotFoundError, VocabularyMismatchError, WorkerError
+from .errors import LabelMismatchError, ModelNotFoundError, SaturationWarning, VocabularyMismatchError, WorkerError
 from .manifest import read_manifest
 from .mask import Masked, Style, check_style, mask as mask_text
 from .session import ModelSession, SessionOptions, default_workers
@@ -45,7 +46,8 @@ class NER:
         self.labels = self.manifest.labels
         self.entity_types = entity_types(self.labels)
         self.bio = BIO(self.labels)
-        self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase)
+        self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase,
+                                       unk_id=self.manifest.unk_id)
         self._aggregations: dict[tuple[Strategy, Decode], Aggregation] = {}
         self.aggregator()  # a word-level aggregation with Viterbi is refused now, not at the first call
         self.spans = span_options(self.entity_types, labels, merge, merge_across)
@@ -68,6 +70,8 @@ class NER:
         # call. Per-token scales (`koner export --per-token-scales`) leave each row alone: they batch like float.
         self._rows_alone = self.session.quantized and not (own_file and self.manifest.per_token_scales)
         self._check_model()
+        if self.session.quantized and own_file and not self.manifest.saturation_safe:
+            _warn_if_saturating(folder)
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, *, threads: Optional[int] = None,
@@ -190,7 +194,8 @@ class NER:
         found = self._aggregations.get(key)
         if found is None:
             found = self._aggregations[key] = Aggregation(self.labels, key[0], self.tokenizer.join,
-                                                          self.tokenizer.unk_id, key[1], self.bio)
+                                                          self.tokenizer.unk_id, key[1], self.bio,
+                                                          word_aware=self.tokenizer.word_aware)
         return found
 
     def _spans(self, labels: Labels, merge: Optional[Merge]) -> SpanOptions:
@@ -300,6 +305,16 @@ def _check_text(text: object) -> bool:
     if not isinstance(text, str):
         raise TypeError(f"text must be str, not {type(text).__name__}")
     return bool(text.strip())
+
+
+def _warn_if_saturating(folder: Path) -> None:
+    from .cpu import int8_path, saturates
+
+    if saturates():
+        warnings.warn(f"{folder}: this CPU's int8 kernels ({int8_path()}) can saturate with this model's weights, "
+                      "so a few labels and scores may differ from a VNNI or ARM64 machine's; re-export the model "
+                      "with this koner's `koner export` (it keeps int8 weights within range by default)",
+                      SaturationWarning, stacklevel=4)
 
 
 def _check_workers(workers: object) -> int:

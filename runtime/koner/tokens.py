@@ -1,4 +1,4 @@
-"""Text -> WordPiece tokens with character offsets, through the `tokenizers` library."""
+"""Text -> tokens (WordPiece, byte-level BPE or Unigram) with character offsets, through the `tokenizers` library."""
 from __future__ import annotations
 
 import json
@@ -108,7 +108,7 @@ def _normalizers(spec) -> list[dict]:
 class TextTokenizer:
     """The model's tokenizer, loaded from tokenizer.json and checked to keep case and accents."""
 
-    def __init__(self, path: Path, *, lowercase: bool = False):
+    def __init__(self, path: Path, *, lowercase: bool = False, unk_id: Optional[int] = None):
         if not path.is_file():
             raise TokenizerError(path, "missing; re-export the model with `koner export`")
         try:
@@ -117,6 +117,7 @@ class TextTokenizer:
             spec = json.loads(normalizer.__getstate__()) if normalizer is not None else None
             pre = self._tok.pre_tokenizer
             pre_spec = json.loads(pre.__getstate__()) if pre is not None else {}
+            model_spec = json.loads(self._tok.model.__getstate__())
         except Exception as exc:  # tokenizers raises plain Exception on bad files
             raise TokenizerError(path, f"cannot be read ({exc}); re-export the model with `koner export`") from None
         self._tok.no_truncation()
@@ -126,11 +127,17 @@ class TextTokenizer:
         self._splits_at_spaces = pre_spec.get("type") in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
         self.path = path
         self.vocab_size = _vocab_size(self._tok)
-        self.unk_id = self._tok.token_to_id("[UNK]")
-        self.cls_id = self._tok.token_to_id("[CLS]")
-        self.sep_id = self._tok.token_to_id("[SEP]")
-        if self.cls_id is None or self.sep_id is None:
-            raise TokenizerError(path, "has no [CLS] or [SEP] token; only BERT-style WordPiece tokenizers are supported")
+        self.unk_id = unk_id if unk_id is not None else _unk_id(self._tok, model_spec)
+        # the tokens the tokenizer wraps every text in ([CLS] ... [SEP], <s> ... </s>)
+        wrap = self._tok.encode("")
+        if len(wrap.ids) != 2 or wrap.special_tokens_mask != [1, 1]:
+            raise TokenizerError(path, f"wraps a text in {wrap.tokens or 'no special tokens'}; koner needs one start "
+                                       "and one end token ([CLS] ... [SEP] or <s> ... </s>): re-export the model")
+        self.cls_id, self.sep_id = wrap.ids
+        # the transformers pipeline's word rule: a tokenizer with a continuing-subword prefix (WordPiece's ##)
+        # marks subwords itself; for any other (byte-level BPE, Unigram) a token continues a word when no
+        # space touches its start
+        self.word_aware = bool(model_spec.get("continuing_subword_prefix"))
         self.decoder = self._tok.decoder
 
     def encode(self, text: str) -> Tokens:
@@ -192,6 +199,14 @@ def _vocab_size(tok: Tokenizer) -> int:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if tok.id_to_token(mid) is not None else (lo, mid)
     return hi
+
+
+def _unk_id(tok: Tokenizer, model_spec: dict) -> int:
+    """The id of the unknown token, from the tokenizer model (-1 when it has none: byte-level BPE)."""
+    if isinstance(model_spec.get("unk_id"), int):
+        return model_spec["unk_id"]
+    found = tok.token_to_id(model_spec["unk_token"]) if model_spec.get("unk_token") else None
+    return -1 if found is None else found
 
 
 def _tokens(enc) -> Tokens:
