@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VOCAB = ROOT / "standin" / "data" / "koelectra-v3-vocab.txt"
 CORPUS = ROOT / "export" / "koner_export" / "data" / "parity-corpus.jsonl"
 TTA = ["O"] + [f"{p}-{t}" for t in "PS FD TR AF OG LC CV DT TI QT EV AM PT MT TM".split() for p in "BI"]
-ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
+ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "deberta-v2")
 SIZE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
 
@@ -20,11 +20,11 @@ def korean_texts() -> list[str]:
     return [json.loads(line)["text"] for line in CORPUS.read_text("utf-8").splitlines()]
 
 
-def _wordpiece(out: Path):
-    from transformers import BertTokenizerFast
+def _wordpiece(out: Path, arch: str):
+    from transformers import BertTokenizerFast, DistilBertTokenizerFast
 
-    tok = BertTokenizerFast(vocab_file=str(VOCAB), do_lower_case=False, strip_accents=False,
-                            tokenize_chinese_chars=True)
+    cls = DistilBertTokenizerFast if arch == "distilbert" else BertTokenizerFast  # no token_type_ids for DistilBERT
+    tok = cls(vocab_file=str(VOCAB), do_lower_case=False, strip_accents=False, tokenize_chinese_chars=True)
     tok.save_pretrained(str(out))
     return tok
 
@@ -74,8 +74,10 @@ def tokenizer_family(arch: str) -> str:
     return {"roberta": "byte-level BPE", "xlm-roberta": "Unigram"}.get(arch, "WordPiece")
 
 
-def build(arch: str, out: Path, labels: list[str] = TTA, seed: int = 0) -> Path:
-    """Save a random-weight `arch` token classifier with `labels` and its tokenizer to `out`; returns `out`."""
+def build(arch: str, out: Path, labels: list[str] = TTA, seed: int = 0, size: dict = SIZE) -> Path:
+    """Save a random-weight `arch` token classifier with `labels` and its tokenizer to `out`; returns `out`.
+
+    `size`: hidden_size, num_hidden_layers, num_attention_heads, intermediate_size (tiny by default)."""
     import torch
     import transformers as tf
 
@@ -83,25 +85,32 @@ def build(arch: str, out: Path, labels: list[str] = TTA, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     texts = korean_texts()
     tok = {"roberta": lambda: _byte_bpe(out, texts), "xlm-roberta": lambda: _unigram(out, texts)}.get(
-        arch, lambda: _wordpiece(out))()
+        arch, lambda: _wordpiece(out, arch))()
     label_maps = dict(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     vocab = len(tok)
     if arch == "bert":
-        cfg = tf.BertConfig(vocab_size=vocab, max_position_embeddings=512, **SIZE, **label_maps)
+        cfg = tf.BertConfig(vocab_size=vocab, max_position_embeddings=512, **size, **label_maps)
         cls = tf.BertForTokenClassification
     elif arch in ("roberta", "xlm-roberta"):
         conf = tf.RobertaConfig if arch == "roberta" else tf.XLMRobertaConfig
         cfg = conf(vocab_size=vocab, max_position_embeddings=514, pad_token_id=tok.pad_token_id,
-                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, type_vocab_size=1, **SIZE,
+                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, type_vocab_size=1, **size,
                    **label_maps)
         cls = tf.RobertaForTokenClassification if arch == "roberta" else tf.XLMRobertaForTokenClassification
     elif arch == "distilbert":
-        cfg = tf.DistilBertConfig(vocab_size=vocab, max_position_embeddings=512, dim=SIZE["hidden_size"],
-                                  n_layers=2, n_heads=2, hidden_dim=64, **label_maps)
+        cfg = tf.DistilBertConfig(vocab_size=vocab, max_position_embeddings=512, dim=size["hidden_size"],
+                                  n_layers=size["num_hidden_layers"], n_heads=size["num_attention_heads"],
+                                  hidden_dim=size["intermediate_size"], **label_maps)
         cls = tf.DistilBertForTokenClassification
     elif arch == "electra":
-        cfg = tf.ElectraConfig(vocab_size=vocab, embedding_size=16, max_position_embeddings=512, **SIZE, **label_maps)
+        cfg = tf.ElectraConfig(vocab_size=vocab, embedding_size=max(16, size["hidden_size"] // 2),
+                               max_position_embeddings=512, **size, **label_maps)
         cls = tf.ElectraForTokenClassification
+    elif arch == "deberta-v2":  # DeBERTa-v2/v3: relative positions, no absolute position table
+        cfg = tf.DebertaV2Config(vocab_size=vocab, max_position_embeddings=512, relative_attention=True,
+                                 position_buckets=64, pos_att_type=["p2c", "c2p"], position_biased_input=False,
+                                 **size, **label_maps)
+        cls = tf.DebertaV2ForTokenClassification
     else:
         raise ValueError(f"unknown architecture {arch!r}")
     torch.manual_seed(seed)

@@ -25,6 +25,7 @@ class Checkpoint:
     max_length: int
     lowercase: bool
     files: dict
+    architecture: dict  # model type, class and tokenizer family, as the manifest records them
 
 
 def torch_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -42,6 +43,9 @@ def torch_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return model(**{k: v for k, v in feed.items() if k in names}).logits.numpy()
 
 
+# model types koner exports and runs (README "Other models" lists what was tested)
+SUPPORTED = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "deberta-v2")
+SUPPORTED_NAMES = ("BERT", "RoBERTa", "XLM-RoBERTa", "CamemBERT", "ELECTRA", "DistilBERT", "DeBERTa-v2/v3")
 # model types whose position ids start after the padding index (fairseq's layout): 514 positions hold 512 tokens
 OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "roberta-prelayernorm")
 
@@ -79,6 +83,10 @@ def load(folder: Path) -> Checkpoint:
     except Exception as exc:
         raise CheckpointError(f"{cfg_path}: cannot be read ({exc})") from None
     archs = config.architectures or []
+    if config.model_type not in SUPPORTED:
+        raise CheckpointError(f"{folder}: koner cannot export a {config.model_type} model "
+                              f"({', '.join(archs) or 'no architecture named'}); it exports token classifiers of "
+                              f"{', '.join(SUPPORTED_NAMES)}")
     if not any(a.endswith("ForTokenClassification") for a in archs):
         raise CheckpointError(f"{folder}: the model is {', '.join(archs) or config.model_type}, not a token "
                               "classifier; export a *ForTokenClassification checkpoint")
@@ -105,4 +113,8 @@ def load(folder: Path) -> Checkpoint:
     max_length = max_tokens(config)
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in
              (".json", ".txt", ".bin", ".safetensors")}
-    return Checkpoint(model, tokenizer, labels, max_length, lowercase, files)
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    architecture = {"model_type": config.model_type, "class": type(model).__name__,
+                    "tokenizer": (backend.get("model") or {}).get("type"), "positions": int(
+                        getattr(config, "max_position_embeddings", max_length))}
+    return Checkpoint(model, tokenizer, labels, max_length, lowercase, files, architecture)

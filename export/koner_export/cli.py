@@ -14,6 +14,8 @@ from typing import Callable
 
 from koner import exitcodes
 from koner.cli_args import EXTRA_HINT, checked, positive_int
+from koner.errors import KonerError
+from koner.scheme import SCHEMES
 
 HEAVY = ("torch", "transformers", "onnx", "optimum", "safetensors", "huggingface_hub", "matplotlib")
 
@@ -34,6 +36,8 @@ def register(sub) -> None:
     e.add_argument("--no-limit-pairs", action="store_true",
                    help="keep onnxruntime's int8 weights as they are: x86 CPUs without VNNI (AVX2, AVX-512 "
                         "without VNNI) may then saturate some sums and give labels a VNNI CPU does not")
+    e.add_argument("--scheme", choices=SCHEMES,
+                   help="the label scheme (default: read from the labels; IOB1 must be named: it looks like IOB2)")
     e.add_argument("--op-types", default="MatMul,Gather", help="comma-separated ops to quantize")
     e.add_argument("--exclude-node", action="append", default=[], help="node name to keep in float (repeatable)")
     e.add_argument("--int8-head", action="store_true",
@@ -113,20 +117,55 @@ def run_export(args: argparse.Namespace) -> int:
                          limit_pairs=not args.no_limit_pairs)
     from .errors import ParityError
 
+    from .export import progress_line
+
+    stage = ["starting"]
+
+    def progress(msg: str) -> None:
+        stage[0] = msg
+        progress_line(msg)
+
     try:
         manifest = export_model(args.source, Path(args.out), revision=args.revision, quant=quant,
                                 keep_fp32=args.keep_fp32, force=args.force, parity=not args.no_parity,
                                 min_agreement=args.min_agreement, corpus=Path(args.corpus) if args.corpus else None,
-                                require_parity=args.require_parity, tie_margin=args.tie_margin)
+                                require_parity=args.require_parity, tie_margin=args.tie_margin, scheme=args.scheme,
+                                progress=progress)
     except ParityError as exc:
         print(f"koner: {exc}", file=sys.stderr)
         return exitcodes.FAILED
+    except KonerError:
+        raise
+    except Exception as exc:  # a failure koner did not foresee: one line here, the traceback in a log file
+        return _unexpected(exc, stage[0], Path(args.out))
     verdict = manifest.get("parity")
     if verdict and not verdict["passed"]:
         print(f"koner: {args.out} written, but parity is below its thresholds: " + "; ".join(verdict["failures"]) +
               f" (report: {Path(args.out) / 'parity.md'}; the verdict is in koner.json)", file=sys.stderr)
         return exitcodes.FAILED
     return exitcodes.OK
+
+
+def _unexpected(exc: Exception, stage: str, out: Path) -> int:
+    """Report an unforeseen export failure in one line and write its traceback to a log file."""
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    name = f"{out.name or 'model'}.export-error-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log = None
+    for folder in (out.resolve().parent, Path(tempfile.gettempdir())):
+        try:
+            (folder / name).write_text(text, "utf-8")
+            log = folder / name
+            break
+        except OSError:
+            continue
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    print(f"koner: export failed at \"{stage}\" ({type(exc).__name__}: {first}); nothing was written to {out}; "
+          f"details in {log}", file=sys.stderr)
+    return exitcodes.FAILED
 
 
 def run_parity_cli(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from koner import atomic
+from koner.scheme import Scheme, detect
 from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
 
 from .checkpoint import load
@@ -32,14 +33,18 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
                  keep_fp32: bool = False, force: bool = False, parity: bool = True,
                  min_agreement: Optional[float] = None, corpus: Optional[Path] = None,
                  progress: Callable[[str], None] = progress_line, external: bool = True,
-                 require_parity: bool = False, tie_margin: Optional[float] = None) -> dict:
+                 require_parity: bool = False, tie_margin: Optional[float] = None,
+                 scheme: Optional[str] = None) -> dict:
     """Export SOURCE to OUT_DIR and return the manifest; nothing is left behind on failure.
 
     `external`: the weights go to model.onnx.data beside the graph (page-aligned, mapped at load time).
     A parity miss still writes the folder, with the verdict in koner.json's `parity` and the report in
-    parity.md; `require_parity` makes it raise ParityError and write nothing instead.
+    parity.md; `require_parity` makes it raise ParityError and write nothing instead. `scheme` names the label
+    scheme (koner.scheme; default: read from the labels).
     """
     out_dir = Path(out_dir)
+    if scheme is not None:
+        Scheme.parse(scheme)
     if min_agreement is not None:
         from .accuracy import check_agreement
 
@@ -64,14 +69,16 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     try:
         fp32 = tmp / MODEL_FP32_FILE
         progress("exporting to ONNX")
-        to_onnx(ckpt.model, ckpt.tokenizer, fp32)
+        inputs = to_onnx(ckpt.model, ckpt.tokenizer, fp32)
         diff = validate(ckpt.model, ckpt.tokenizer, fp32)
         progress(f"ONNX logits match PyTorch (max |diff| {diff:.1e})")
         ckpt.tokenizer.backend_tokenizer.save(str(tmp / TOKENIZER_FILE))
         manifest = ManifestDraft(labels=ckpt.labels, max_length=ckpt.max_length, lowercase=ckpt.lowercase,
                                  vocab_size=len(ckpt.tokenizer), embedding_rows=int(ckpt.model.config.vocab_size),
                                  source=src_info, opset=OPSET, validation_max_abs_logit_diff=diff,
-                                 keep_fp32=keep_fp32, versions=versions())
+                                 keep_fp32=keep_fp32, versions=versions(), architecture=ckpt.architecture,
+                                 inputs=inputs, unk_id=ckpt.tokenizer.unk_token_id,
+                                 scheme=(Scheme.parse(scheme) if scheme else detect(ckpt.labels)).value)
         progress("quantizing to int8")
         if min_agreement is not None:
             from .accuracy import fit_exclusions

@@ -18,8 +18,9 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from .choices import Choice
-from .decode import BIO, Decode, ViterbiStream, choose
+from .decode import BIO, Constrained, Decode, ViterbiStream, choose
 from .entity import Entity
+from .scheme import Tagging
 from .tokens import Tokens
 
 Join = Callable[[list[str]], str]
@@ -66,15 +67,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted_exp / shifted_exp.sum(axis=-1, keepdims=True)
 
 
-def _tag(label: str) -> tuple[str, str]:
-    """('B' | 'I', entity type) of a label; a label without a prefix counts as inside."""
-    if label.startswith("B-"):
-        return "B", label[2:]
-    if label.startswith("I-"):
-        return "I", label[2:]
-    return "I", label
-
-
 def check_decode(strategy: Strategy, decode: Decode) -> None:
     """Refuse a decoder the strategy cannot use: Viterbi chooses token labels, word-level strategies word labels."""
     if decode is Decode.VITERBI and strategy not in (Strategy.NONE, Strategy.SIMPLE):
@@ -87,22 +79,23 @@ class Aggregation:
     rules, configured once and used alike by short texts, streamed long texts and Viterbi."""
 
     def __init__(self, labels: tuple[str, ...], strategy: Strategy, join: Join, unk_id: int,
-                 decode: Decode = Decode.ARGMAX, bio: Optional[BIO] = None, *, word_aware: bool = True):
+                 decode: Decode = Decode.ARGMAX, bio: "Optional[BIO | Constrained]" = None, *,
+                 word_aware: bool = True, tagging: Optional[Tagging] = None):
         check_decode(strategy, decode)
         self.labels, self.strategy, self.join, self.unk_id, self.decode = labels, strategy, join, unk_id, decode
         self.word_aware = word_aware  # the tokenizer marks subwords itself (WordPiece's ##): see `_is_subword`
         self.token_level = strategy in (Strategy.NONE, Strategy.SIMPLE)
         self.bio = (bio or BIO(labels)) if decode is Decode.VITERBI else None
-        tags = [_tag(lab) for lab in labels]
+        self.tagging = tg = tagging or Tagging(labels)
         named = np.array([lab != "O" for lab in labels])
         # continues[prev, cur]: a group open at `prev` takes `cur` too, so no exact cut lies between them
         if strategy is Strategy.NONE:  # every token is an entity of its own
             self.continues = np.zeros((len(labels), len(labels)), bool)
         elif self.token_level:  # an I- right after a token of its type
-            self.continues = np.array([[bool(named[p] and named[c] and tags[c] == ("I", tags[p][1]))
+            self.continues = np.array([[bool(named[p] and named[c] and tg.joins(labels[p], labels[c]))
                                         for c in range(len(labels))] for p in range(len(labels))])
         else:  # a word of the same type that is not B-; a run of O words is dropped whole, so cuts inside it are exact
-            self.continues = np.array([[bool(tags[c][1] == tags[p][1] and tags[c][0] != "B" and named[c])
+            self.continues = np.array([[bool(named[c] and tg.joins(labels[p], labels[c]))
                                         for c in range(len(labels))] for p in range(len(labels))])
 
     def entities(self, text: str, tokens: Tokens, logits: np.ndarray, base: int = 0,
@@ -117,10 +110,9 @@ class Aggregation:
             visible = np.flatnonzero(~tokens.special)
             if chosen is None:
                 chosen = choose(logits[visible], self.decode, self.bio)
-            return _token_entities(text, tokens, scores, self.labels, self.strategy, self.join, self.unk_id, base,
-                                   visible, chosen)
+            return _token_entities(text, tokens, scores, self, base, visible, chosen)
         return _group(_words(_pieces(text, tokens, scores, self.unk_id, self.word_aware), self.strategy, self.labels,
-                             self.join), text, self.join)
+                             self.join), text, self.join, self.tagging)
 
     def stream(self, text: str, tokens: Tokens) -> "EntityStream":
         """An EntityStream for one long text whose logits rows arrive in text order."""
@@ -149,10 +141,11 @@ def _is_subword(text: str, tokens: Tokens, idx: int, unk_id: int, word_aware: bo
     return start > 0 and " " not in text[start - 1:start + 1]
 
 
-def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, labels: tuple[str, ...], strategy: Strategy,
-                    join: Join, unk_id: int, base: int, visible: np.ndarray, best: np.ndarray) -> list[Entity]:
+def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, how: Aggregation, base: int,
+                    visible: np.ndarray, best: np.ndarray) -> list[Entity]:
     """`none` and `simple`: each visible token (special tokens are dropped, as by the pipeline) labelled by
     `best`; only tokens not labelled O are visited."""
+    labels, strategy, join, unk_id, tagging = how.labels, how.strategy, how.join, how.unk_id, how.tagging
     named = np.flatnonzero(np.asarray([lab != "O" for lab in labels])[best])
     ents: list[Entity] = []
     run: list[Labelled] = []  # the open group
@@ -169,21 +162,21 @@ def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, labels: tuple
                                word=word, index=base + idx))
             continue
         # a token joins the open group when it follows it directly with an I- of the same tag
-        if run and j == prev + 1 and _tag(label) == ("I", _tag(run[-1].label)[1]):
+        if run and j == prev + 1 and tagging.joins(run[-1].label, label):
             run.append(item)
         else:
             if run:
-                ents.append(_entity(run, text, join))
+                ents.append(_entity(run, text, join, tagging))
             run = [item]
         prev = j
     if run:
-        ents.append(_entity(run, text, join))
+        ents.append(_entity(run, text, join, tagging))
     return ents
 
 
-def _entity(run: list[Labelled], text: str, join: Join) -> Entity:
+def _entity(run: list[Labelled], text: str, join: Join, tagging: Tagging) -> Entity:
     """One group of tokens (or words) as an Entity with the group's mean score."""
-    label = run[0].label.split("-", 1)[-1]  # the pipeline's entity_group: `PER-B` (suffix style) gives `B`
+    label = tagging.name[run[0].label]  # pipeline grouping: the label after its first `-` (`PER-B` gives `B`)
     if len(run) == 1:
         score = float(run[0].score)
     else:  # the pipeline's np.mean(np.nanmean(scores)); scores of finite logits have no NaN
@@ -219,16 +212,15 @@ def word_scores(pieces: list[np.ndarray], strategy: Strategy) -> np.ndarray:
     return np.nanmean(np.stack(pieces), axis=0)  # Strategy.AVERAGE
 
 
-def _group(items: list[Labelled], text: str, join: Join) -> list[Entity]:
-    """B-/I- grouping of labelled words: an O or a new B- (or another tag) closes a group; O groups are dropped."""
+def _group(items: list[Labelled], text: str, join: Join, tagging: Tagging) -> list[Entity]:
+    """Grouping of labelled words: an O or a new B- (or another tag) closes a group; O groups are dropped."""
     runs: list[list[Labelled]] = []
     for item in items:
-        bi, tag = _tag(item.label)
-        if runs and tag == _tag(runs[-1][-1].label)[1] and bi != "B":
+        if runs and tagging.joins(runs[-1][-1].label, item.label):
             runs[-1].append(item)
         else:
             runs.append([item])
-    return [_entity(run, text, join) for run in runs if _tag(run[0].label)[1] != "O"]
+    return [_entity(run, text, join, tagging) for run in runs if not tagging.outside(run[0].label)]
 
 
 class EntityStream:

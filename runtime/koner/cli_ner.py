@@ -19,6 +19,7 @@ from typing import IO, Iterable, Iterator, Optional
 from . import atomic, exitcodes, jsonl
 from .aggregate import STRATEGIES
 from .decode import DECODES
+from .scheme import GROUPINGS, SCHEMES
 from .entity import Entity
 from .errors import KonerError, OutputError, WorkerError
 from .mask import STYLES, mask
@@ -67,6 +68,11 @@ def _common(p) -> None:
     p.add_argument("--decode", choices=DECODES, default="argmax",
                    help="argmax (the transformers pipeline's labels) or viterbi (valid BIO; higher F1; "
                         "aggregation none or simple)")
+    p.add_argument("--scheme", choices=SCHEMES,
+                   help="the model's label scheme (default: koner.json's, else read from the labels)")
+    p.add_argument("--grouping", choices=GROUPINGS, default="pipeline",
+                   help="pipeline (the transformers pipeline's B-/I- grouping) or scheme (group by the label "
+                        "scheme: S-/E- and suffix labels become whole entities)")
     p.add_argument("--merge", action="store_true",
                    help=f"join split same-type spans across whitespace (types {', '.join(sorted(MERGE_TAGS))}, "
                         "where it measured better)")
@@ -222,7 +228,8 @@ def run_ner(args) -> int:
             return exitcodes.USAGE
         try:
             ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation,
-                           labels=args.labels, merge=args.merge, decode=args.decode)
+                           labels=args.labels, merge=args.merge, decode=args.decode, scheme=args.scheme,
+                           grouping=args.grouping)
         except ValueError as exc:  # an unknown entity type in --labels, viterbi with a word-level aggregation
             print(f"koner: {exc}", file=sys.stderr)
             return exitcodes.USAGE
@@ -244,7 +251,7 @@ def describe(ner: NER) -> str:
     from .cpu import int8_path
 
     kind = "int8" if ner.session.quantized else "float"
-    return (f"model {ner.folder} ({kind}, {len(ner.labels)} labels), CPU int8 path {int8_path()}, "
+    return (f"model {ner.folder} ({kind}, {len(ner.labels)} {ner.scheme.value} labels), CPU int8 path {int8_path()}, "
             f"{ner.workers} worker(s) x {ner.session.threads} thread(s)")
 
 

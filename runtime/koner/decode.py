@@ -79,6 +79,10 @@ class BIO:
         new[nf:] = np.maximum(b, i) + lp[nf:]
         return new, best, from_begin
 
+    def last(self, s: np.ndarray) -> int:
+        """The best final position (internal order): any label may end a BIO sequence."""
+        return int(s.argmax())
+
     def back(self, pos: int, best: int, from_begin: np.ndarray) -> int:
         """The previous position on the best path into internal position `pos`."""
         if pos < self.n_free:
@@ -123,6 +127,64 @@ class BIO:
         return self.order[np.asarray(pos, dtype=np.int64)]
 
 
+class Constrained:
+    """Viterbi over any scheme's allowed transitions (`scheme.transitions`), with the same interface as `BIO`
+    (which does IOB2 faster): BIOES/BILOU also forbid an entity left open at the end."""
+
+    def __init__(self, allowed: np.ndarray, may_start: np.ndarray, may_end: np.ndarray):
+        self.n = len(may_start)
+        self.k = 0
+        self.order = np.arange(self.n, dtype=np.int64)
+        self.penalty = np.where(allowed, 0.0, -np.inf)  # [prev, cur]
+        self.start_penalty = np.where(may_start, 0.0, -np.inf)
+        self.end_penalty = np.where(may_end, 0.0, -np.inf)
+        self.allowed, self.may_start, self.may_end = allowed, may_start, may_end
+
+    def valid(self, ids: np.ndarray) -> bool:
+        """Whether a label sequence is one the scheme allows."""
+        if not len(ids):
+            return True
+        return bool(self.may_start[ids[0]] and self.may_end[ids[-1]] and self.allowed[ids[:-1], ids[1:]].all())
+
+    def internal(self, logp: np.ndarray) -> np.ndarray:
+        """Rows of log-probabilities (the order is the labels' own)."""
+        return logp
+
+    def start(self, lp: np.ndarray) -> np.ndarray:
+        """DP scores of the first token."""
+        return lp + self.start_penalty
+
+    def step(self, s: np.ndarray, lp: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
+        """DP scores after one more token and each label's best previous label."""
+        cand = s[:, None] + self.penalty
+        back = cand.argmax(0)
+        return cand[back, np.arange(self.n)] + lp, back, None
+
+    def back(self, pos: int, back: np.ndarray, _unused: None = None) -> int:
+        """The previous label on the best path into label `pos`."""
+        return int(back[pos])
+
+    def last(self, s: np.ndarray) -> int:
+        """The best final label (one that may end a sequence)."""
+        return int((s + self.end_penalty).argmax())
+
+    def decode(self, logits: np.ndarray) -> np.ndarray:
+        """The most probable allowed label sequence for rows of logits."""
+        ids = logits.argmax(-1)
+        if self.valid(ids):
+            return ids
+        lp = log_softmax(logits)
+        s = self.start(lp[0])
+        backs = []
+        for t in range(1, len(lp)):
+            s, back, _ = self.step(s, lp[t])
+            backs.append(back)
+        pos = [self.last(s)]
+        for back in reversed(backs):
+            pos.append(int(back[pos[-1]]))
+        return np.asarray(pos[::-1], dtype=np.int64)
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax in float64."""
     x = logits.astype(np.float64)
@@ -130,7 +192,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
-def choose(logits: np.ndarray, decode: Decode, bio: Optional[BIO]) -> np.ndarray:
+def choose(logits: np.ndarray, decode: Decode, bio: "Optional[BIO | Constrained]") -> np.ndarray:
     """Label ids of rows of logits (the visible tokens of one text, in order)."""
     if decode is Decode.ARGMAX or not len(logits):
         return logits.argmax(-1)
@@ -140,7 +202,7 @@ def choose(logits: np.ndarray, decode: Decode, bio: Optional[BIO]) -> np.ndarray
 class ViterbiStream:
     """Viterbi over rows that arrive in order: `feed` returns the labels every surviving path agrees on."""
 
-    def __init__(self, bio: BIO):
+    def __init__(self, bio: "BIO | Constrained"):
         self.bio = bio
         self.s: Optional[np.ndarray] = None
         self.steps: list[tuple[int, np.ndarray]] = []  # per held row: (best, from_begin); the first's unused
@@ -161,7 +223,7 @@ class ViterbiStream:
         """The labels of every row still held."""
         if self.s is None or not self.steps:
             return np.empty(0, dtype=np.int64)
-        out = self._trace(len(self.steps), int(self.s.argmax()))
+        out = self._trace(len(self.steps), self.bio.last(self.s))
         self.steps = []
         return out
 

@@ -39,6 +39,7 @@ class Manifest:
     saturation_safe: bool = True
     unk_id: Optional[int] = None  # the tokenizer's unknown-token id as transformers has it (None: read the tokenizer)
     inputs: Optional[tuple[str, ...]] = None  # the graph's inputs, as export wrote them
+    scheme: Optional[str] = None  # the label scheme export detected or was told (scheme.py)
     data_file: Optional[str] = None  # the model file's external weights, when it has them
     file_bytes: dict = field(default_factory=dict, compare=False)  # size of each file the manifest hashed
     format: int = FORMAT
@@ -127,6 +128,7 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         saturation_safe=_saturation_safe(raw["quantization"]),
         unk_id=tok.get("unk_id") if isinstance(tok.get("unk_id"), int) else None,
         inputs=tuple(raw["inputs"]) if isinstance(raw.get("inputs"), list) else None,
+        scheme=raw["scheme"] if isinstance(raw.get("scheme"), str) else None,
         data_file=data_file,
         file_bytes=sizes,
         format=fmt,

@@ -11,13 +11,14 @@ import numpy as np
 from . import windows as win
 from .aggregate import Aggregation, Strategy
 from .choices import check_positive
-from .decode import BIO, Decode
+from .decode import Decode
 from .entity import Entity
 from .errors import LabelMismatchError, ModelNotFoundError, SaturationWarning, VocabularyMismatchError, WorkerError
 from .manifest import read_manifest
 from .mask import Masked, Style, check_style, mask as mask_text
 from .session import ModelSession, SessionOptions, default_workers
-from .spans import SpanOptions, entity_types, refine, span_options
+from .scheme import Grouping, Scheme, Tagging, decoder, detect
+from .spans import SpanOptions, refine, span_options
 from .tokens import TextTokenizer, Tokens
 from .workers import ordered_map
 
@@ -34,7 +35,8 @@ class NER:
 
     def __init__(self, folder: Path, *, options: SessionOptions, aggregation: Union[str, Strategy], overlap: int,
                  model_file: Optional[str] = None, workers: Optional[int] = None, labels: Labels = None,
-                 merge: Merge = False, merge_across: str = "space", decode: str = "argmax"):
+                 merge: Merge = False, merge_across: str = "space", decode: str = "argmax",
+                 scheme: Optional[str] = None, grouping: str = "pipeline"):
         self.aggregation = Strategy.parse(aggregation)
         self.decode = Decode.parse(decode)
         folder = Path(folder)
@@ -44,8 +46,11 @@ class NER:
         self.folder = folder
         self.manifest = read_manifest(folder)
         self.labels = self.manifest.labels
-        self.entity_types = entity_types(self.labels)
-        self.bio = BIO(self.labels)
+        self.scheme = Scheme.parse(scheme if scheme is not None else self.manifest.scheme or detect(self.labels).value)
+        self.grouping = Grouping.parse(grouping)
+        self.tagging = Tagging(self.labels, self.scheme, self.grouping)
+        self.entity_types = self.tagging.entity_types()
+        self.bio = decoder(self.labels, self.scheme)
         self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase,
                                        unk_id=self.manifest.unk_id)
         self._aggregations: dict[tuple[Strategy, Decode], Aggregation] = {}
@@ -78,19 +83,22 @@ class NER:
              workers: Optional[int] = None, aggregation: str = "simple", spinning: bool = False,
              memory_arena: bool = True, memory_pattern: Optional[bool] = None, optimization: str = "auto",
              overlap: int = 128, model_file: Optional[str] = None, labels: Labels = None, merge: Merge = False,
-             merge_across: str = "space", decode: str = "argmax") -> "NER":
+             merge_across: str = "space", decode: str = "argmax", scheme: Optional[str] = None,
+             grouping: str = "pipeline") -> "NER":
         """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it.
 
         `labels` keeps only those entity types (e.g. "PS,LC"); `merge` joins split same-type spans (True: the
         types where it measured better; or the types to merge), across whitespace (`merge_across="space"`)
         or also `·` and `-` ("punct"). `decode="viterbi"` picks the most probable valid BIO label sequence
-        instead of each token's argmax (with aggregation `none` or `simple`).
+        instead of each token's argmax (with aggregation `none` or `simple`). `scheme` names the label scheme
+        (IOB2, IOB1, BIOES, BILOU, suffix, none; default: the manifest's, else read from the labels);
+        `grouping="scheme"` groups tokens by it instead of by the transformers pipeline's B-/I- rule.
         """
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization, memory_pattern=memory_pattern)
         return cls(Path(path) if path is not None else DEFAULT_MODEL, options=opts, aggregation=aggregation,
                    overlap=overlap, model_file=model_file, workers=workers, labels=labels, merge=merge,
-                   merge_across=merge_across, decode=decode)
+                   merge_across=merge_across, decode=decode, scheme=scheme, grouping=grouping)
 
     def _check_model(self) -> None:
         tok, sess = self.tokenizer, self.session
@@ -195,7 +203,7 @@ class NER:
         if found is None:
             found = self._aggregations[key] = Aggregation(self.labels, key[0], self.tokenizer.join,
                                                           self.tokenizer.unk_id, key[1], self.bio,
-                                                          word_aware=self.tokenizer.word_aware)
+                                                          word_aware=self.tokenizer.word_aware, tagging=self.tagging)
         return found
 
     def _spans(self, labels: Labels, merge: Optional[Merge]) -> SpanOptions:

@@ -1,0 +1,177 @@
+"""Other encoders: tiny random-weight BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA and DeBERTa-v2 token classifiers (WordPiece,
+byte-level BPE, Unigram tokenizers) export, and koner's fp32 entities equal the transformers pipeline's for all
+five strategies on 200+ Korean texts; the int8 model runs and its parity report is written."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import tiny_models  # noqa: E402
+from koner import NER  # noqa: E402
+
+STRATEGIES = ("none", "simple", "first", "average", "max")
+KEYS = ("entity", "entity_group", "word", "start", "end")
+
+
+# texts compared with the pipeline per architecture and strategy; the committed measurement ran 220
+# (KONER_ARCH_TEXTS=220, benchmarks/results/architectures-pipeline-*.txt)
+N_TEXTS = int(os.environ.get("KONER_ARCH_TEXTS", "50"))
+
+
+def _texts() -> list[str]:
+    """Korean texts of every kind in the parity corpus (commands, news, reviews, numbers, quotes, emoji), each
+    within 512 tokens for every tokenizer here, spread over the corpus."""
+    texts = [t for t in tiny_models.korean_texts() if len(t) <= 300]
+    step = max(1, len(texts) // N_TEXTS)
+    return texts[::step][:N_TEXTS]
+
+
+@pytest.fixture(scope="module", params=tiny_models.ARCHITECTURES)
+def exported(request, tmp_path_factory):
+    from koner_export import export_model
+
+    base = tmp_path_factory.mktemp(request.param)
+    src = tiny_models.build(request.param, base / "checkpoint")
+    corpus = base / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"t{i}", "text": t}, ensure_ascii=False) + "\n"
+                              for i, t in enumerate(_texts()[:12])), "utf-8")
+    out = base / "koner"
+    manifest = export_model(str(src), out, keep_fp32=True, corpus=corpus, progress=lambda m: None)
+    return request.param, src, out, manifest
+
+
+def _pipeline_dicts(pipe, text):
+    return [{k: (round(float(v), 4) if k == "score" else v) for k, v in e.items() if k in KEYS + ("score",)}
+            for e in pipe(text)]
+
+
+def _koner_dicts(ents):
+    return [{k: (round(float(v), 4) if k == "score" else v) for k, v in e.to_dict().items() if k in KEYS + ("score",)}
+            for e in ents]
+
+
+def test_export_records_the_graph_inputs_scheme_and_position_table(exported):
+    arch, _, out, manifest = exported
+    inputs = manifest["inputs"]
+    assert inputs[:2] == ["input_ids", "attention_mask"]
+    assert ("token_type_ids" in inputs) == (arch in ("bert", "electra"))  # one-segment models are fed ids alone
+    assert manifest["scheme"] == "IOB2"
+    assert manifest["max_length"] == 512  # RoBERTa's 514 positions start after the padding index
+    assert manifest["architecture"]["tokenizer"] == {"roberta": "BPE", "xlm-roberta": "Unigram"}.get(arch, "WordPiece")
+    ner = NER.load(out, model_file="model-fp32.onnx")
+    assert set(ner.session.input_names) == set(inputs)
+
+
+def test_fp32_entities_equal_the_pipelines_for_every_strategy(exported):
+    import warnings
+
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    arch, src, out, _ = exported
+    model = AutoModelForTokenClassification.from_pretrained(str(src)).eval()
+    tok = AutoTokenizer.from_pretrained(str(src))
+    ner = NER.load(out, model_file="model-fp32.onnx")
+    texts = _texts()
+    assert len(texts) == N_TEXTS
+    found = 0
+    for strategy in STRATEGIES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Tokenizer does not support real words" (BPE, Unigram)
+            pipe = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy=strategy,
+                            device=-1)
+            want = [_pipeline_dicts(pipe, t) for t in texts]
+        got = [_koner_dicts(e) for e in ner.batch(texts, aggregation=strategy)]
+        for text, w, g in zip(texts, want, got):
+            assert [{k: v for k, v in e.items() if k != "score"} for e in g] == \
+                   [{k: v for k, v in e.items() if k != "score"} for e in w], (arch, strategy, text)
+            assert [e["score"] for e in g] == pytest.approx([e["score"] for e in w], abs=2e-4), (arch, strategy, text)
+        found += sum(len(w) for w in want)
+    assert found > 5 * len(texts)  # the sharpened random head labels real spans, not only O
+
+
+def test_int8_runs_and_its_parity_report_is_written(exported):
+    arch, _, out, manifest = exported
+    assert (out / "parity.md").is_file() and "koner parity" in (out / "parity.md").read_text("utf-8")
+    assert manifest["parity"]["texts"] == 12
+    ner = NER.load(out)
+    assert ner.session.quantized
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 60  # over 512 tokens: windows
+    tokens = ner.tokenize(text)
+    assert len(tokens.ids) > ner.max_length
+    ents = ner(text)
+    assert all(text[e.start:e.end] == e.text for e in ents)
+    assert [(e.start, e.end) for e in ents] == sorted((e.start, e.end) for e in ents)
+
+
+def test_position_table_bounds_the_windows_of_a_roberta_model(exported):
+    """A RoBERTa window never reaches past its 514 positions (the padding index + 1 + 512 tokens)."""
+    arch, _, out, _ = exported
+    if arch not in ("roberta", "xlm-roberta"):
+        pytest.skip("RoBERTa-style position ids only")
+    ner = NER.load(out, model_file="model-fp32.onnx")
+    ids = np.full((1, 512), 5, np.int64)
+    ids[0, 0], ids[0, -1] = ner.tokenizer.cls_id, ner.tokenizer.sep_id
+    assert np.isfinite(ner.session.run(ids, np.ones_like(ids))).all()
+
+
+SCHEME_LABELS = {
+    "BIOES": ["O"] + [f"{p}-{t}" for t in ("PS", "LC", "OG") for p in "BIES"],
+    "BILOU": ["O"] + [f"{p}-{t}" for t in ("PS", "LC", "OG") for p in "BILU"],
+    "suffix": ["O"] + [f"{t}-{p}" for t in ("PER", "LOC", "ORG") for p in "BI"],
+    "none": ["O", "PS", "LC", "OG", "DT"],
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SCHEME_LABELS))
+def scheme_model(request, tmp_path_factory):
+    from koner_export import export_model
+
+    base = tmp_path_factory.mktemp(request.param)
+    src = tiny_models.build("bert", base / "checkpoint", labels=SCHEME_LABELS[request.param], seed=1)
+    out = base / "koner"
+    manifest = export_model(str(src), out, keep_fp32=True, parity=False, progress=lambda m: None)
+    return request.param, src, out, manifest
+
+
+def test_each_label_scheme_is_detected_and_grouped_as_the_pipeline_groups_it(scheme_model):
+    import warnings
+
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    scheme, src, out, manifest = scheme_model
+    assert manifest["scheme"] == scheme
+    model = AutoModelForTokenClassification.from_pretrained(str(src)).eval()
+    tok = AutoTokenizer.from_pretrained(str(src))
+    ner = NER.load(out, model_file="model-fp32.onnx")
+    assert ner.scheme.value == scheme
+    texts = _texts()[:30]
+    for strategy in STRATEGIES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy=strategy,
+                            device=-1)
+            want = [_pipeline_dicts(pipe, t) for t in texts]
+        got = [_koner_dicts(e) for e in ner.batch(texts, aggregation=strategy)]
+        strip = lambda ents: [{k: v for k, v in e.items() if k != "score"} for e in ents]  # noqa: E731
+        assert [strip(g) for g in got] == [strip(w) for w in want], (scheme, strategy)
+    grouped = NER.load(out, model_file="model-fp32.onnx", grouping="scheme")
+    types = {"suffix": {"PER", "LOC", "ORG"}}.get(scheme, {"PS", "LC", "OG", "DT"})
+    labels = {e.label for ents in grouped.batch(texts) for e in ents}
+    assert labels and labels <= types  # scheme grouping names entities by type: never `B`, `S-PS` or `E`
+
+
+def test_viterbi_decodes_within_the_models_scheme(scheme_model):
+    from koner.scheme import split
+
+    scheme, _, out, _ = scheme_model
+    ner = NER.load(out, model_file="model-fp32.onnx", decode="viterbi", aggregation="none")
+    for ents in ner.batch(_texts()[:30]):
+        seq = [split(e.label)[0] for e in ents]
+        if scheme == "BIOES":
+            for a, b, ea, eb in zip(seq, seq[1:], ents, ents[1:]):
+                if ea.index + 1 == eb.index and a in "BI":
+                    assert b in "IE"  # an open entity goes on or ends
