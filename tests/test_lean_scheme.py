@@ -22,6 +22,7 @@ def _labels(letters: str, suffix: bool = False) -> tuple[str, ...]:
     (_labels("BI", suffix=True), Scheme.SUFFIX),
     (("O",) + TYPES, Scheme.NONE),
     (("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"), Scheme.IOB2),
+    (_labels("BMES"), Scheme.BIOES),  # BMES: M- is BIOES's I-
 ])
 def test_the_scheme_is_read_from_the_label_names(labels, scheme):
     assert detect(labels) is scheme
@@ -128,3 +129,42 @@ def test_every_scheme_allows_its_own_well_formed_sequences():
         o = labels.index("O")
         assert start[o] and end[o] and allowed[o, o]
         assert not allowed[labels.index("B-PS"), labels.index(f"{letters[1]}-LC")]  # no type change inside
+
+
+def test_bmes_middle_labels_continue_an_entity():
+    labels = _labels("BMES")
+    dec = decoder(labels, Scheme.BIOES)
+    ids = np.array([labels.index(x) for x in ("B-PS", "M-PS", "E-PS")])
+    assert dec.valid(ids)
+    assert _entities(labels, ["B-PS", "M-PS", "O", "S-LC", "O"], Grouping.SCHEME) == [("PS", "김민수"), ("LC", "서울")]
+
+
+@pytest.mark.parametrize("scheme,labels", [(Scheme.BIOES, _labels("BI")), (Scheme.BILOU, _labels("BIES")),
+                                           (Scheme.SUFFIX, _labels("BI")), (Scheme.IOB2, _labels("BI", suffix=True)),
+                                           (Scheme.IOB1, ("O",) + TYPES)])
+def test_a_scheme_the_labels_do_not_carry_is_refused(scheme, labels):
+    from koner.scheme import check
+
+    with pytest.raises(ValueError, match=f"scheme {scheme.value}: the label list .* leave the scheme out"):
+        check(labels, scheme)
+
+
+def test_a_scheme_that_does_not_fit_the_model_is_refused_at_load(ner):
+    from koner import NER
+
+    with pytest.raises(ValueError, match="scheme BIOES: the label list .*here: IOB2"):
+        NER.load(scheme="BIOES")
+    assert NER.load(scheme="IOB1").scheme is Scheme.IOB1  # same letters: allowed
+
+
+def test_an_unknown_scheme_in_the_manifest_names_the_file(model_copy):
+    import json
+
+    from koner import NER
+    from koner.errors import ManifestError
+
+    manifest = json.loads((model_copy / "koner.json").read_text("utf-8"))
+    manifest["scheme"] = "BMES"
+    (model_copy / "koner.json").write_text(json.dumps(manifest), "utf-8")
+    with pytest.raises(ManifestError, match="koner.json: 'scheme' is 'BMES'"):
+        NER.load(model_copy)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from koner import atomic
-from koner.scheme import Scheme, detect
+from koner.scheme import Scheme, check as check_scheme, detect
 from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
 
 from .checkpoint import load
@@ -78,7 +78,7 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
                                  source=src_info, opset=OPSET, validation_max_abs_logit_diff=diff,
                                  keep_fp32=keep_fp32, versions=versions(), architecture=ckpt.architecture,
                                  inputs=inputs, unk_id=ckpt.tokenizer.unk_token_id,
-                                 scheme=(Scheme.parse(scheme) if scheme else detect(ckpt.labels)).value)
+                                 scheme=_scheme(ckpt.labels, scheme).value)
         progress("quantizing to int8")
         if min_agreement is not None:
             from .accuracy import fit_exclusions
@@ -123,6 +123,18 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     size = sum((out_dir / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE) if (out_dir / n).exists())
     progress(f"wrote {out_dir} (model {size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
     return manifest.to_dict()
+
+
+def _scheme(labels: list[str], name: Optional[str]) -> Scheme:
+    """The label scheme to record: `name` checked against the labels, or the one read from them."""
+    if not name:
+        return detect(labels)
+    scheme = Scheme.parse(name)
+    try:
+        check_scheme(labels, scheme)
+    except ValueError as exc:
+        raise ExportError(f"--scheme {exc}") from None
+    return scheme
 
 
 def _describe(graph: dict) -> str:

@@ -113,6 +113,13 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
     data_file = raw.get("data_file")
     if data_file is not None and (not isinstance(data_file, str) or not data_file or "/" in data_file):
         raise ManifestError(path, "'data_file' must be a file name in the model folder")
+    scheme = raw.get("scheme")
+    if scheme is not None:
+        from .scheme import SCHEMES
+
+        if scheme not in SCHEMES:
+            raise ManifestError(path, f"'scheme' is {scheme!r}, not one of {', '.join(SCHEMES)}; re-export the model "
+                                      "with this koner's `koner export`")
     files = raw.get("files") or {}
     sizes = {n: f["bytes"] for n, f in files.items() if isinstance(f, dict) and isinstance(f.get("bytes"), int)} \
         if isinstance(files, dict) else {}

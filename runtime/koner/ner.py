@@ -17,7 +17,7 @@ from .errors import LabelMismatchError, ModelNotFoundError, SaturationWarning, V
 from .manifest import read_manifest
 from .mask import Masked, Style, check_style, mask as mask_text
 from .session import ModelSession, SessionOptions, default_workers
-from .scheme import Grouping, Scheme, Tagging, decoder, detect
+from .scheme import Grouping, Scheme, Tagging, check as check_scheme, decoder, detect
 from .spans import SpanOptions, refine, span_options
 from .tokens import TextTokenizer, Tokens
 from .workers import ordered_map
@@ -47,6 +47,7 @@ class NER:
         self.manifest = read_manifest(folder)
         self.labels = self.manifest.labels
         self.scheme = Scheme.parse(scheme if scheme is not None else self.manifest.scheme or detect(self.labels).value)
+        check_scheme(self.labels, self.scheme)
         self.grouping = Grouping.parse(grouping)
         self.tagging = Tagging(self.labels, self.scheme, self.grouping)
         self.entity_types = self.tagging.entity_types()

@@ -2,8 +2,8 @@
 
 - `IOB2` (`B-X`, `I-X`, `O`): every entity starts with `B-`. koner's bundled model.
 - `IOB1` (`I-X`, `B-X`): entities start with `I-`; `B-` only starts an entity right after one of its type.
-- `BIOES` (`B-`, `I-`, `E-`, `S-`) and `BILOU` (`B-`, `I-`, `L-`, `U-`): the last token and single-token
-  entities have their own letter.
+- `BIOES` (`B-`, `I-`, `E-`, `S-`; BMES's `M-` reads as `I-`) and `BILOU` (`B-`, `I-`, `L-`, `U-`): the
+  last token and single-token entities have their own letter.
 - `suffix` (`X-B`, `X-I`, Naver style): IOB2 with the letter after the type.
 - `none`: labels without a position letter (`PER`, `LOC`, `O`): each run of one label is one entity.
 
@@ -49,10 +49,10 @@ class Grouping(Choice):
 
 SCHEMES = tuple(s.value for s in Scheme)
 GROUPINGS = tuple(g.value for g in Grouping)
-LETTERS = "BIESLU"
+LETTERS = "BIESLUM"
 OUTSIDE = "O"
 # each scheme's letters as (begin, inside, end, single)
-_ROLES = {"B": "B", "I": "I", "E": "E", "L": "E", "S": "S", "U": "S"}
+_ROLES = {"B": "B", "I": "I", "M": "I", "E": "E", "L": "E", "S": "S", "U": "S"}  # BMES: M is BIOES's I
 
 
 def split(label: str) -> tuple[str, str]:
@@ -90,6 +90,27 @@ def decoder(labels: tuple[str, ...], scheme: Scheme):
     if scheme is Scheme.IOB2:
         return BIO(labels)
     return Constrained(*transitions(labels, scheme))
+
+
+def check(labels: Iterable[str], scheme: Scheme) -> None:
+    """Raise ValueError when the label names do not carry `scheme`'s letters (a BIOES scheme on B-/I- labels
+    would never let an entity end)."""
+    labels = [lab for lab in labels if lab != OUTSIDE]
+    letters = {split(lab)[0] for lab in labels} - {""}
+    suffixed = any(len(lab) > 2 and lab[-2] == "-" and lab[-1] in LETTERS for lab in labels)
+    prefixed = any(len(lab) > 2 and lab[1] == "-" and lab[0] in LETTERS for lab in labels)
+    need = {Scheme.BIOES: set("ESM"), Scheme.BILOU: set("LU")}.get(scheme)
+    problem = None
+    if need and not letters & need:
+        problem = f"has no {'/'.join(sorted(need))}- labels"
+    elif scheme in (Scheme.IOB2, Scheme.IOB1) and not (prefixed and letters <= set("BI")):
+        problem = "is not B-X / I-X labels"
+    elif scheme is Scheme.SUFFIX and not suffixed:
+        problem = "has no X-B / X-I labels"
+    if problem:
+        shown = ", ".join(labels[:6]) + (", ..." if len(labels) > 6 else "")
+        raise ValueError(f"scheme {scheme.value}: the label list ({shown}) {problem}; leave the scheme out to "
+                         f"read it from the labels (here: {detect(labels).value})")
 
 
 class Tagging:

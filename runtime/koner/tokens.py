@@ -145,13 +145,20 @@ class TextTokenizer:
         text = encodable(text)
         if len(text) > LONG_TEXT_CHARS and self._splits_at_spaces:
             return self._encode_long(text)
-        return _tokens(self._tok.encode(text))
+        return self._tokens(self._tok.encode(text))
 
     def encode_batch(self, texts: list[str]) -> list[Tokens]:
         """Tokenize several texts, whole."""
         if any(len(t) > LONG_TEXT_CHARS for t in texts):
             return [self.encode(t) for t in texts]
-        return [_tokens(e) for e in self._tok.encode_batch([encodable(t) for t in texts])]
+        return [self._tokens(e) for e in self._tok.encode_batch([encodable(t) for t in texts])]
+
+    def _tokens(self, enc) -> Tokens:
+        """Tokens of one encoding; strings are the vocabulary's (`id_to_token`, as transformers'
+        `convert_ids_to_tokens`), not the encoding's, which shows an added token's stripped space (` <mask>`)."""
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        return Tokens(ids=ids, offsets=enc.offsets, special=np.asarray(enc.special_tokens_mask, dtype=bool),
+                      strings=TokenStrings(ids, self._tok.id_to_token))
 
     def _encode_long(self, text: str) -> Tokens:
         """Tokens of a long text, tokenized in pieces cut at spaces (the same tokens as whole), as arrays."""
@@ -207,15 +214,6 @@ def _unk_id(tok: Tokenizer, model_spec: dict) -> int:
         return model_spec["unk_id"]
     found = tok.token_to_id(model_spec["unk_token"]) if model_spec.get("unk_token") else None
     return -1 if found is None else found
-
-
-def _tokens(enc) -> Tokens:
-    return Tokens(
-        ids=np.asarray(enc.ids, dtype=np.int64),
-        offsets=enc.offsets,
-        special=np.asarray(enc.special_tokens_mask, dtype=bool),
-        strings=enc.tokens,
-    )
 
 
 def _check_normalizer(path: Path, flags: NormalizerFlags, lowercase: bool) -> None:
