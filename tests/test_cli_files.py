@@ -235,5 +235,5 @@ def test_verbose_says_how_the_model_runs():
     res = run(["ner", "--verbose", "--workers", "2", "아이유 노래 검색해줘."])
     assert res.returncode == 0 and json.loads(res.stdout)["entities"][0]["word"] == "아이유"
     line = res.stderr.strip()
-    assert line.startswith("koner: model ") and "(int8, 31 labels)" in line
+    assert line.startswith("koner: model ") and "(int8, 31 IOB2 labels)" in line
     assert f"CPU int8 path {int8_path()}" in line and "2 worker(s) x 1 thread(s)" in line

@@ -238,7 +238,7 @@ def _flip_corpus(tmp_path) -> Path:
     """A few parity texts where the bundled int8 model flips near-tied tokens, and some where it does not."""
     from koner_export.corpus import PARITY_CORPUS
 
-    keep = {"klue-ner-v1_dev_02251-wikitree", "klue-ner-v1_dev_01667-nsmc", "numbers-015"}
+    keep = {"klue-ner-v1_dev_00419-wikitree", "klue-ner-v1_dev_01828-nsmc", "klue-ner-v1_dev_02954-nsmc"}
     rows = [json.loads(l) for l in open(PARITY_CORPUS, encoding="utf-8")]
     picked = [r for r in rows if r["id"] in keep] + [r for r in rows if r["category"] == "command"][:10]
     path = tmp_path / "flips.jsonl"
