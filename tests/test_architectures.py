@@ -95,6 +95,32 @@ def test_fp32_entities_equal_the_pipelines_for_every_strategy(exported):
     assert found > 5 * len(texts)  # the sharpened random head labels real spans, not only O
 
 
+def test_a_text_over_512_tokens_gives_the_pipelines_entities_with_stride(exported):
+    """long_text="pipeline": a long text runs as `pipeline(..., stride=128)` runs it, entity for entity."""
+    import warnings
+
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    arch, src, out, _ = exported
+    model = AutoModelForTokenClassification.from_pretrained(str(src)).eval()
+    tok = AutoTokenizer.from_pretrained(str(src))
+    text = " ".join(t for t in tiny_models.korean_texts() if len(t) <= 300)[:2600]
+    ner = NER.load(out, model_file="model-fp32.onnx", long_text="pipeline", overlap=128)
+    n = len(ner.tokenize(text).ids)
+    assert n > 2 * ner.max_length  # three chunks or more
+    for strategy in ("simple", "first", "average", "max"):  # the pipeline refuses `none` with a stride
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy=strategy,
+                            device=-1, stride=128)
+            want = _pipeline_dicts(pipe, text)
+        got = _koner_dicts(ner(text, aggregation=strategy))
+        assert len(want) > 20
+        assert [{k: v for k, v in e.items() if k != "score"} for e in got] == \
+               [{k: v for k, v in e.items() if k != "score"} for e in want], (arch, strategy)
+        assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=2e-4), (arch, strategy)
+
+
 def test_int8_runs_and_its_parity_report_is_written(exported):
     arch, _, out, manifest = exported
     assert (out / "parity.md").is_file() and "koner parity" in (out / "parity.md").read_text("utf-8")

@@ -98,3 +98,25 @@ def test_window_starts_are_the_documented_ones():
     assert win.starts(2000, 512, 128) == [1, 383, 765, 1147, 1489]
     assert win.starts(40, 16, 4) == [1, 11, 21, 25]
     assert [w.start for w in win.plan(_tokens(2000), 512, 128)] == [1, 383, 765, 1147, 1489]
+
+
+@pytest.mark.parametrize("stride", [0, 128, 300])
+def test_pipeline_chunks_are_the_tokenizers_overflowing_windows(stride):
+    """long_text="pipeline" cuts a text where transformers' pipeline(stride=...) does: the tokenizer's overflow."""
+    from tokenizers import Tokenizer
+
+    from koner import NER
+    from koner.windows import pipeline_chunks
+
+    ner = NER.load()
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 120
+    tokens = ner.tokenize(text)
+    hf = Tokenizer.from_file(str(ner.folder / "tokenizer.json"))
+    hf.enable_truncation(max_length=512, stride=stride)
+    enc = hf.encode(text)
+    want = [enc.ids] + [o.ids for o in enc.overflowing]
+    got = [w.ids.tolist() for w, _ in pipeline_chunks(tokens, 512, stride)]
+    assert len(got) > 2 and got == want
+    for w, chunk in pipeline_chunks(tokens, 512, stride):
+        assert chunk.special[0] and chunk.special[-1] and not chunk.special[1:-1].any()
+        assert list(chunk.offsets[1:-1]) == list(tokens.offsets[w.start:w.start + len(chunk.ids) - 2])

@@ -113,6 +113,8 @@ def build(arch: str, out: Path, labels: list[str] = TTA, seed: int = 0, size: di
         cls = tf.DebertaV2ForTokenClassification
     else:
         raise ValueError(f"unknown architecture {arch!r}")
+    tok.model_max_length = 512  # as hub tokenizers record it: the pipeline's `stride` chunks need it
+    tok.save_pretrained(str(out))
     torch.manual_seed(seed)
     model = cls(cfg).eval()
     with torch.no_grad():  # random weights give near-uniform labels; a sharper head gives real entity spans

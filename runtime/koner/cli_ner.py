@@ -73,6 +73,9 @@ def _common(p) -> None:
     p.add_argument("--grouping", choices=GROUPINGS, default="pipeline",
                    help="pipeline (the transformers pipeline's B-/I- grouping) or scheme (group by the label "
                         "scheme: S-/E- and suffix labels become whole entities)")
+    p.add_argument("--long-text", choices=["windows", "pipeline"], default="windows",
+                   help="a text longer than the model: koner's stitched windows (default), or chunks as the "
+                        "transformers pipeline's stride=128 runs them (entity for entity the same)")
     p.add_argument("--merge", action="store_true",
                    help=f"join split same-type spans across whitespace (types {', '.join(sorted(MERGE_TAGS))}, "
                         "where it measured better)")
@@ -229,7 +232,7 @@ def run_ner(args) -> int:
         try:
             ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation,
                            labels=args.labels, merge=args.merge, decode=args.decode, scheme=args.scheme,
-                           grouping=args.grouping)
+                           grouping=args.grouping, long_text=args.long_text)
         except ValueError as exc:  # an unknown entity type in --labels, viterbi with a word-level aggregation
             print(f"koner: {exc}", file=sys.stderr)
             return exitcodes.USAGE

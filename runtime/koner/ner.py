@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .render import Rendered
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+LONG_TEXT = ("windows", "pipeline")  # how a text longer than the model runs: koner's stitched windows, or the pipeline's chunks
 Labels = Union[None, str, Iterable[str]]  # entity types to keep: "PS,LC" or ["PS", "LC"]
 Merge = Union[bool, str, Iterable[str]]  # True: the measured default types; or the types to merge
 
@@ -36,8 +37,11 @@ class NER:
     def __init__(self, folder: Path, *, options: SessionOptions, aggregation: Union[str, Strategy], overlap: int,
                  model_file: Optional[str] = None, workers: Optional[int] = None, labels: Labels = None,
                  merge: Merge = False, merge_across: str = "space", decode: str = "argmax",
-                 scheme: Optional[str] = None, grouping: str = "pipeline"):
+                 scheme: Optional[str] = None, grouping: str = "pipeline", long_text: str = "windows"):
         self.aggregation = Strategy.parse(aggregation)
+        if long_text not in LONG_TEXT:
+            raise ValueError(f"long_text must be one of {', '.join(LONG_TEXT)}, not {long_text!r}")
+        self.long_text = long_text
         self.decode = Decode.parse(decode)
         folder = Path(folder)
         if not folder.is_dir():
@@ -85,7 +89,7 @@ class NER:
              memory_arena: bool = True, memory_pattern: Optional[bool] = None, optimization: str = "auto",
              overlap: int = 128, model_file: Optional[str] = None, labels: Labels = None, merge: Merge = False,
              merge_across: str = "space", decode: str = "argmax", scheme: Optional[str] = None,
-             grouping: str = "pipeline") -> "NER":
+             grouping: str = "pipeline", long_text: str = "windows") -> "NER":
         """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it.
 
         `labels` keeps only those entity types (e.g. "PS,LC"); `merge` joins split same-type spans (True: the
@@ -94,12 +98,16 @@ class NER:
         instead of each token's argmax (with aggregation `none` or `simple`). `scheme` names the label scheme
         (IOB2, IOB1, BIOES, BILOU, suffix, none; default: the manifest's, else read from the labels);
         `grouping="scheme"` groups tokens by it instead of by the transformers pipeline's B-/I- rule.
+        `long_text="pipeline"` runs a text longer than the model as `pipeline(..., stride=overlap)` does
+        (chunks grouped alone, overlapping entities resolved by length, then score) instead of koner's
+        stitched windows (default: every token keeps the most context, entities grouped over the whole text).
         """
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization, memory_pattern=memory_pattern)
         return cls(Path(path) if path is not None else DEFAULT_MODEL, options=opts, aggregation=aggregation,
                    overlap=overlap, model_file=model_file, workers=workers, labels=labels, merge=merge,
-                   merge_across=merge_across, decode=decode, scheme=scheme, grouping=grouping)
+                   merge_across=merge_across, decode=decode, scheme=scheme, grouping=grouping,
+                   long_text=long_text)
 
     def _check_model(self) -> None:
         tok, sess = self.tokenizer, self.session
@@ -253,6 +261,9 @@ class NER:
         if len(tokens.ids) <= self.max_length:
             yield from how.entities(text, tokens, self._run([tokens.ids])[0])
             return
+        if self.long_text == "pipeline":
+            yield from self._pipeline_chunks(text, tokens, how)
+            return
         plan = win.iter_plan(tokens, self.max_length, self.overlap)
         stitcher = win.Stitcher(len(tokens.ids))
         stream = how.stream(text, tokens)
@@ -263,6 +274,28 @@ class NER:
                 yield from stream.feed(*done)
         yield from stream.feed(*stitcher.finish())
         yield from stream.close()
+
+    def _pipeline_chunks(self, text: str, tokens: Tokens, how: Aggregation) -> list[Entity]:
+        """A long text as the transformers pipeline runs it with `stride`: each chunk's entities, then of the
+        entities that overlap the longer (on a tie, the higher score) kept, in text order."""
+        found: list[Entity] = []
+        for w, chunk in win.pipeline_chunks(tokens, self.max_length, self.overlap):
+            found += how.entities(text, chunk, self._run([w.ids])[0], base=w.start - 1)
+        found.sort(key=lambda e: e.start)  # stable, as the pipeline's sorted()
+        out: list[Entity] = []
+        prev = None
+        for e in found:
+            if prev is not None and prev.start <= e.start < prev.end:
+                if (e.end - e.start) > (prev.end - prev.start) or \
+                        ((e.end - e.start) == (prev.end - prev.start) and e.score > prev.score):
+                    prev = e
+            else:
+                if prev is not None:
+                    out.append(prev)
+                prev = e
+        if prev is not None:
+            out.append(prev)
+        return out
 
     def _run(self, ids: list[np.ndarray]) -> list[np.ndarray]:
         """Logits of each id sequence: one call each for per-call int8 scales, else one padded batch."""

@@ -50,6 +50,34 @@ def iter_plan(tokens: Tokens, max_length: int, overlap: int) -> Iterator[Window]
         yield Window(np.concatenate([cls, tokens.ids[s:s + width], sep]), s)
 
 
+def pipeline_starts(n_tokens: int, max_length: int, stride: int) -> list[int]:
+    """Where each chunk's content starts when the transformers pipeline runs a long text with `stride`: the
+    tokenizer's overflowing windows, each `max_length - 2 - stride` tokens after the one before, the last one
+    shorter."""
+    content, width = n_tokens - 2, max_length - 2
+    if content <= width:
+        return [1]
+    step = width - stride
+    out = [1]
+    while out[-1] - 1 + width < content:
+        out.append(out[-1] + step)
+    return out
+
+
+def pipeline_chunks(tokens: Tokens, max_length: int, stride: int) -> Iterator[tuple[Window, Tokens]]:
+    """The transformers pipeline's chunks of a long text (`pipeline_starts`), each with its own tokens."""
+    width = max_length - 2
+    n = len(tokens.ids)
+    cls, sep = tokens.ids[:1], tokens.ids[-1:]
+    for s in pipeline_starts(n, max_length, stride):
+        e = min(s + width, n - 1)
+        ids = np.concatenate([cls, tokens.ids[s:e], sep])
+        chunk = Tokens(ids, [(0, 0)] + list(tokens.offsets[s:e]) + [(0, 0)],
+                       np.concatenate([[True], tokens.special[s:e], [True]]),
+                       [tokens.strings[0]] + list(tokens.strings[s:e]) + [tokens.strings[n - 1]])
+        yield Window(ids, s), chunk
+
+
 class Stitcher:
     """Window logits, fed in plan order, -> finished per-token logits rows, in text order.
 
