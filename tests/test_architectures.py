@@ -104,7 +104,7 @@ def test_a_text_over_512_tokens_gives_the_pipelines_entities_with_stride(exporte
     arch, src, out, _ = exported
     model = AutoModelForTokenClassification.from_pretrained(str(src)).eval()
     tok = AutoTokenizer.from_pretrained(str(src))
-    text = " ".join(t for t in tiny_models.korean_texts() if len(t) <= 300)[:2600]
+    text = "  \n " + " ".join(t for t in tiny_models.korean_texts() if len(t) <= 300)[:2600]  # leading spaces: BPE Ġ
     ner = NER.load(out, model_file="model-fp32.onnx", long_text="pipeline", overlap=128)
     n = len(ner.tokenize(text).ids)
     assert n > 2 * ner.max_length  # three chunks or more
@@ -245,3 +245,40 @@ def test_an_unexpected_export_failure_is_one_line_with_a_log_file(exported, tmp_
     assert "second line" not in err[0] and not out.exists()
     logs = list(tmp_path.glob("out.export-error-*.log"))
     assert len(logs) == 1 and "Traceback" in logs[0].read_text("utf-8") and "second line" in logs[0].read_text("utf-8")
+
+
+def test_pipeline_long_texts_chunk_at_the_tokenizers_model_max_length(exported, tmp_path):
+    """A tokenizer whose model_max_length (256) is below the position table: the pipeline chunks at 256."""
+    import warnings
+
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    from koner_export import export_model
+
+    arch, src, _, _ = exported
+    if arch != "bert":
+        pytest.skip("one architecture is enough")
+    import shutil
+
+    short = tmp_path / "bert256"
+    shutil.copytree(src, short)
+    tok = AutoTokenizer.from_pretrained(str(short))
+    tok.model_max_length = 256
+    tok.save_pretrained(str(short))
+    out = tmp_path / "koner"
+    manifest = export_model(str(short), out, keep_fp32=True, parity=False, progress=lambda m: None)
+    assert manifest["tokenizer"]["model_max_length"] == 256 and manifest["max_length"] == 512
+    model = AutoModelForTokenClassification.from_pretrained(str(short)).eval()
+    ner = NER.load(out, model_file="model-fp32.onnx", long_text="pipeline", overlap=64)
+    for text in (" ".join(tiny_models.korean_texts()[:40])[:1500], "  \n " + tiny_models.korean_texts()[5] * 3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = pipeline("token-classification", model=model, tokenizer=tok, aggregation_strategy="simple",
+                            device=-1, stride=64)
+            want = _pipeline_dicts(pipe, text)
+        got = _koner_dicts(ner(text))
+        assert [{k: v for k, v in e.items() if k != "score"} for e in got] == \
+               [{k: v for k, v in e.items() if k != "score"} for e in want]
+    with pytest.raises(ValueError, match="aggregation 'none' does not work with long_text='pipeline'"):
+        ner("서울역", aggregation="none")
+    assert NER.load(out, long_text="pipeline", overlap=200).overlap == 200  # any stride below a chunk

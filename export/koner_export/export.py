@@ -78,6 +78,7 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
                                  source=src_info, opset=OPSET, validation_max_abs_logit_diff=diff,
                                  keep_fp32=keep_fp32, versions=versions(), architecture=ckpt.architecture,
                                  inputs=inputs, unk_id=ckpt.tokenizer.unk_token_id,
+                                 tokenizer_max_length=_tokenizer_max_length(ckpt.tokenizer),
                                  scheme=_scheme(ckpt.labels, scheme).value)
         progress("quantizing to int8")
         if min_agreement is not None:
@@ -123,6 +124,12 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     size = sum((out_dir / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE) if (out_dir / n).exists())
     progress(f"wrote {out_dir} (model {size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
     return manifest.to_dict()
+
+
+def _tokenizer_max_length(tokenizer) -> Optional[int]:
+    """transformers' `model_max_length` when the tokenizer sets a real one (unset, it is about 1e30)."""
+    value = getattr(tokenizer, "model_max_length", None)
+    return int(value) if isinstance(value, int) and 8 <= value < 1_000_000 else None
 
 
 def _scheme(labels: list[str], name: Optional[str]) -> Scheme:

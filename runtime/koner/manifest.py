@@ -40,6 +40,7 @@ class Manifest:
     unk_id: Optional[int] = None  # the tokenizer's unknown-token id as transformers has it (None: read the tokenizer)
     inputs: Optional[tuple[str, ...]] = None  # the graph's inputs, as export wrote them
     scheme: Optional[str] = None  # the label scheme export detected or was told (scheme.py)
+    tokenizer_max_length: Optional[int] = None  # transformers' model_max_length, where the tokenizer sets one
     data_file: Optional[str] = None  # the model file's external weights, when it has them
     file_bytes: dict = field(default_factory=dict, compare=False)  # size of each file the manifest hashed
     format: int = FORMAT
@@ -136,6 +137,8 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         unk_id=tok.get("unk_id") if isinstance(tok.get("unk_id"), int) else None,
         inputs=tuple(raw["inputs"]) if isinstance(raw.get("inputs"), list) else None,
         scheme=raw["scheme"] if isinstance(raw.get("scheme"), str) else None,
+        tokenizer_max_length=tok.get("model_max_length") if isinstance(tok.get("model_max_length"), int) and
+        not isinstance(tok.get("model_max_length"), bool) and tok.get("model_max_length") >= 8 else None,
         data_file=data_file,
         file_bytes=sizes,
         format=fmt,
@@ -156,7 +159,8 @@ class ManifestDraft:
     def __init__(self, *, labels: list[str], max_length: int, lowercase: bool, vocab_size: int, embedding_rows: int,
                  source: dict, opset: int, validation_max_abs_logit_diff: float, keep_fp32: bool, versions: dict,
                  architecture: Optional[dict] = None, inputs: Optional[list[str]] = None,
-                 unk_id: Optional[int] = None, scheme: Optional[str] = None):
+                 unk_id: Optional[int] = None, scheme: Optional[str] = None,
+                 tokenizer_max_length: Optional[int] = None):
         self._doc: dict = {
             "format": FORMAT,
             "labels": list(labels),
@@ -175,6 +179,8 @@ class ManifestDraft:
             self._doc["inputs"] = list(inputs)
         if unk_id is not None:
             self._doc["tokenizer"]["unk_id"] = unk_id
+        if tokenizer_max_length is not None:
+            self._doc["tokenizer"]["model_max_length"] = tokenizer_max_length
         if scheme is not None:
             self._doc["scheme"] = scheme
 

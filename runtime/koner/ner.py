@@ -62,9 +62,13 @@ class NER:
         self.aggregator()  # a word-level aggregation with Viterbi is refused now, not at the first call
         self.spans = span_options(self.entity_types, labels, merge, merge_across)
         self.max_length = self.manifest.max_length
-        width = self.max_length - 2
-        if not isinstance(overlap, int) or not 0 <= overlap <= width // 2:
-            raise ValueError(f"overlap must be an integer from 0 to {width // 2} tokens, not {overlap!r}")
+        # the pipeline chunks at its tokenizer's model_max_length, which may be below the position table
+        self._whole = self.max_length if long_text == "windows" else min(
+            self.max_length, self.manifest.tokenizer_max_length or self.max_length)
+        width = self._whole - 2
+        most = width // 2 if long_text == "windows" else width - 1  # the pipeline takes any stride below a chunk
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= overlap <= most:
+            raise ValueError(f"overlap must be an integer from 0 to {most} tokens, not {overlap!r}")
         self.overlap = overlap
         own_file = model_file in (None, self.manifest.model_file)
         quantized = self.manifest.quantized if own_file else None  # None: look in the file
@@ -208,6 +212,9 @@ class NER:
         """How this model's scores become entities with these options (None: the ones it was loaded with)."""
         key = (self.aggregation if aggregation is None else Strategy.parse(aggregation),
                self.decode if decode is None else Decode.parse(decode))
+        if key[0] is Strategy.NONE and getattr(self, "long_text", "windows") == "pipeline":
+            raise ValueError("aggregation 'none' does not work with long_text='pipeline': the transformers "
+                             "pipeline refuses it with a stride; choose simple, first, average or max")
         found = self._aggregations.get(key)
         if found is None:
             found = self._aggregations[key] = Aggregation(self.labels, key[0], self.tokenizer.join,
@@ -246,9 +253,9 @@ class NER:
             return results
         toks = ([self.tokenizer.encode(texts[live[0]])] if len(live) == 1 else
                 self.tokenizer.encode_batch([texts[i] for i in live]))
-        short = [(i, t) for i, t in zip(live, toks) if len(t.ids) <= self.max_length]
+        short = [(i, t) for i, t in zip(live, toks) if len(t.ids) <= self._whole]
         for i, t in zip(live, toks):
-            if len(t.ids) > self.max_length:
+            if len(t.ids) > self._whole:
                 results[i] = list(refine(self._text_entities(texts[i], t, how, workers=1), texts[i], spans))
         if short:
             logits = self._run([t.ids for _, t in short])
@@ -258,7 +265,7 @@ class NER:
 
     def _text_entities(self, text: str, tokens: Tokens, how: Aggregation, workers: int) -> Iterator[Entity]:
         """One text's entities; a text longer than the model is run window by window in bounded memory."""
-        if len(tokens.ids) <= self.max_length:
+        if len(tokens.ids) <= self._whole:
             yield from how.entities(text, tokens, self._run([tokens.ids])[0])
             return
         if self.long_text == "pipeline":
@@ -279,22 +286,22 @@ class NER:
         """A long text as the transformers pipeline runs it with `stride`: each chunk's entities, then of the
         entities that overlap the longer (on a tie, the higher score) kept, in text order."""
         found: list[Entity] = []
-        for w, chunk in win.pipeline_chunks(tokens, self.max_length, self.overlap):
+        for w, chunk in win.pipeline_chunks(tokens, self._whole, self.overlap):
             found += how.entities(text, chunk, self._run([w.ids])[0], base=w.start - 1)
+        if not found:
+            return []
         found.sort(key=lambda e: e.start)  # stable, as the pipeline's sorted()
         out: list[Entity] = []
-        prev = None
-        for e in found:
-            if prev is not None and prev.start <= e.start < prev.end:
+        prev = found[0]
+        for e in found:  # the pipeline's loop, literally: it visits the first entity too (an empty one twice)
+            if prev.start <= e.start < prev.end:
                 if (e.end - e.start) > (prev.end - prev.start) or \
                         ((e.end - e.start) == (prev.end - prev.start) and e.score > prev.score):
                     prev = e
             else:
-                if prev is not None:
-                    out.append(prev)
+                out.append(prev)
                 prev = e
-        if prev is not None:
-            out.append(prev)
+        out.append(prev)
         return out
 
     def _run(self, ids: list[np.ndarray]) -> list[np.ndarray]:
