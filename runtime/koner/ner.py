@@ -212,7 +212,7 @@ class NER:
         """How this model's scores become entities with these options (None: the ones it was loaded with)."""
         key = (self.aggregation if aggregation is None else Strategy.parse(aggregation),
                self.decode if decode is None else Decode.parse(decode))
-        if key[0] is Strategy.NONE and getattr(self, "long_text", "windows") == "pipeline":
+        if key[0] is Strategy.NONE and self.long_text == "pipeline":
             raise ValueError("aggregation 'none' does not work with long_text='pipeline': the transformers "
                              "pipeline refuses it with a stride; choose simple, first, average or max")
         found = self._aggregations.get(key)

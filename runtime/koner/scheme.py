@@ -51,8 +51,16 @@ SCHEMES = tuple(s.value for s in Scheme)
 GROUPINGS = tuple(g.value for g in Grouping)
 LETTERS = "BIESLUM"
 OUTSIDE = "O"
-# each scheme's letters as (begin, inside, end, single)
+# each position letter's grouping role: begin, inside, end, single
 _ROLES = {"B": "B", "I": "I", "M": "I", "E": "E", "L": "E", "S": "S", "U": "S"}  # BMES: M is BIOES's I
+
+
+def _prefixed(label: str) -> bool:
+    return len(label) > 2 and label[1] == "-" and label[0] in LETTERS
+
+
+def _suffixed(label: str) -> bool:
+    return len(label) > 2 and label[-2] == "-" and label[-1] in LETTERS
 
 
 def split(label: str) -> tuple[str, str]:
@@ -60,9 +68,9 @@ def split(label: str) -> tuple[str, str]:
     a label without a letter -> ('', label)."""
     if label == OUTSIDE:
         return OUTSIDE, ""
-    if len(label) > 2 and label[1] == "-" and label[0] in LETTERS:
+    if _prefixed(label):
         return label[0], label[2:]
-    if len(label) > 2 and label[-2] == "-" and label[-1] in LETTERS:
+    if _suffixed(label):
         return label[-1], label[:-2]
     return "", label
 
@@ -78,8 +86,7 @@ def detect(labels: Iterable[str]) -> Scheme:
         return Scheme.BILOU
     if letters & set("ES"):
         return Scheme.BIOES
-    suffixed = sum(1 for lab in labels if len(lab) > 2 and lab[-2] == "-" and lab[-1] in LETTERS and
-                   not (lab[1] == "-" and lab[0] in LETTERS))
+    suffixed = sum(1 for lab in labels if _suffixed(lab) and not _prefixed(lab))
     return Scheme.SUFFIX if suffixed > len(labels) / 2 else Scheme.IOB2
 
 
@@ -97,8 +104,8 @@ def check(labels: Iterable[str], scheme: Scheme) -> None:
     would never let an entity end)."""
     labels = [lab for lab in labels if lab != OUTSIDE]
     letters = {split(lab)[0] for lab in labels} - {""}
-    suffixed = any(len(lab) > 2 and lab[-2] == "-" and lab[-1] in LETTERS for lab in labels)
-    prefixed = any(len(lab) > 2 and lab[1] == "-" and lab[0] in LETTERS for lab in labels)
+    suffixed = any(_suffixed(lab) for lab in labels)
+    prefixed = any(_prefixed(lab) for lab in labels)
     need = {Scheme.BIOES: set("ESM"), Scheme.BILOU: set("LU")}.get(scheme)
     problem = None
     if need and not letters & need:
