@@ -104,7 +104,8 @@ def load(folder: Path) -> Checkpoint:
     if len(tokenizer) > config.vocab_size:
         raise CheckpointError(f"{folder}: the tokenizer has {len(tokenizer)} tokens but the model's embedding table "
                               f"only {config.vocab_size}; use the tokenizer the model was trained with")
-    flags = normalizer_flags(json.loads(tokenizer.backend_tokenizer.to_str()).get("normalizer"))
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())  # the whole tokenizer.json, read once
+    flags = normalizer_flags(backend.get("normalizer"))
     if flags.strips_accents:
         raise CheckpointError(f"{folder}: the tokenizer's {flags.strips_accents} normalizer strips accents, which "
                               "decomposes Hangul into jamo; set \"strip_accents\": false in tokenizer_config.json "
@@ -113,7 +114,6 @@ def load(folder: Path) -> Checkpoint:
     max_length = max_tokens(config)
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in
              (".json", ".txt", ".bin", ".safetensors")}
-    backend = json.loads(tokenizer.backend_tokenizer.to_str())
     architecture = {"model_type": config.model_type, "class": type(model).__name__,
                     "tokenizer": (backend.get("model") or {}).get("type"), "positions": int(
                         getattr(config, "max_position_embeddings", max_length))}
