@@ -19,7 +19,7 @@ import numpy as np
 
 from .choices import Choice
 from .decode import BIO, Constrained, Decode, ViterbiStream, choose
-from .entity import Entity
+from .entity import Entity, make_entity
 from .scheme import Tagging
 from .tokens import Tokens
 
@@ -48,6 +48,11 @@ class Piece(NamedTuple):
     start: int
     end: int
     is_subword: bool
+
+
+# A visible token whose chosen label is not O: (its place among the visible tokens, its token index, its label id).
+# Adjacent visible places may join one group. A plain tuple: a text makes dozens of them.
+Hit = tuple[int, int, int]
 
 
 class Labelled(NamedTuple):
@@ -87,7 +92,9 @@ class Aggregation:
         self.token_level = strategy in (Strategy.NONE, Strategy.SIMPLE)
         self.bio = (bio or BIO(labels)) if decode is Decode.VITERBI else None
         self.tagging = tg = tagging or Tagging(labels)
-        named = np.array([lab != "O" for lab in labels])
+        self.named = named = np.array([lab != "O" for lab in labels])
+        self.named_list: list[bool] = named.tolist()
+        self._joined: dict[str, str] = {}  # one token's string -> join([it]): most entities are one token
         # continues[prev, cur]: a group open at `prev` takes `cur` too, so no exact cut lies between them
         if strategy is Strategy.NONE:  # every token is an entity of its own
             self.continues = np.zeros((len(labels), len(labels)), bool)
@@ -97,6 +104,7 @@ class Aggregation:
         else:  # a word of the same type that is not B-; a run of O words is dropped whole, so cuts inside it are exact
             self.continues = np.array([[bool(named[c] and tg.joins(labels[p], labels[c]))
                                         for c in range(len(labels))] for p in range(len(labels))])
+        self.continues_list: list[list[bool]] = self.continues.tolist()
 
     def entities(self, text: str, tokens: Tokens, logits: np.ndarray, base: int = 0,
                  chosen: Optional[np.ndarray] = None) -> list[Entity]:
@@ -105,14 +113,37 @@ class Aggregation:
         `chosen` gives the visible tokens' labels already decided (token-level strategies). Scores are always
         the model's probabilities of the chosen labels.
         """
-        scores = softmax(logits.astype(np.float32, copy=False))
         if self.token_level:
-            visible = np.flatnonzero(~tokens.special)
-            if chosen is None:
-                chosen = choose(logits[visible], self.decode, self.bio)
-            return _token_entities(text, tokens, scores, self, base, visible, chosen)
+            return _token_entities(text, tokens, logits, self, base, self._named_tokens(tokens, logits, chosen))
+        scores = softmax(logits.astype(np.float32, copy=False))
         return _group(_words(_pieces(text, tokens, scores, self.unk_id, self.word_aware), self.strategy, self.labels,
-                             self.join), text, self.join, self.tagging)
+                             self.join), text, self)
+
+    def _named_tokens(self, tokens: Tokens, logits: np.ndarray, chosen: Optional[np.ndarray]) -> list[Hit]:
+        """The visible tokens whose chosen label is not O, in order. A short text's argmax is looked at in
+        Python lists: for a few dozen tokens that is cheaper than a chain of numpy calls."""
+        if chosen is None and self.decode is Decode.ARGMAX:
+            named, hits, j = self.named_list, [], 0
+            for idx, (k, special) in enumerate(zip(logits.argmax(-1).tolist(), tokens.special.tolist())):
+                if not special:
+                    if named[k]:
+                        hits.append((j, idx, k))
+                    j += 1
+            return hits
+        visible = np.flatnonzero(~tokens.special)
+        if chosen is None:
+            chosen = choose(logits[visible], self.decode, self.bio)
+        at = np.flatnonzero(self.named[chosen])
+        return list(zip(at.tolist(), visible[at].tolist(), chosen[at].tolist()))
+
+    def join_one(self, word: str) -> str:
+        """`join([word])`, remembered: the same few thousand tokens start most entities."""
+        found = self._joined.get(word)
+        if found is None:
+            if len(self._joined) >= 1 << 16:
+                self._joined.clear()
+            found = self._joined[word] = self.join([word])
+        return found
 
     def stream(self, text: str, tokens: Tokens) -> "EntityStream":
         """An EntityStream for one long text whose logits rows arrive in text order."""
@@ -141,50 +172,62 @@ def _is_subword(text: str, tokens: Tokens, idx: int, unk_id: int, word_aware: bo
     return start > 0 and " " not in text[start - 1:start + 1]
 
 
-def _token_entities(text: str, tokens: Tokens, scores: np.ndarray, how: Aggregation, base: int,
-                    visible: np.ndarray, best: np.ndarray) -> list[Entity]:
-    """`none` and `simple`: each visible token (special tokens are dropped, as by the pipeline) labelled by
-    `best`; only tokens not labelled O are visited."""
-    labels, strategy, join, unk_id, tagging = how.labels, how.strategy, how.join, how.unk_id, how.tagging
-    named = np.flatnonzero(np.asarray([lab != "O" for lab in labels])[best])
+def _token_entities(text: str, tokens: Tokens, logits: np.ndarray, how: Aggregation, base: int,
+                    hits: list[Hit]) -> list[Entity]:
+    """`none` and `simple`: the named visible tokens (special tokens are dropped, as by the pipeline), grouped:
+    a token joins the group before it when it is the next visible token and its label continues the group's.
+    Only these tokens' rows get a softmax, which gives them the numbers the whole array's softmax would."""
+    if not hits:
+        return []
+    rows = logits[[h[1] for h in hits]]
+    if rows.dtype != np.float32:
+        rows = rows.astype(np.float32)
+    # softmax() on these rows, the chosen column (the ufuncs' reduce is what ndarray.max/sum call)
+    shifted_exp = np.exp(rows - np.maximum.reduce(rows, axis=-1, keepdims=True))
+    scores = (shifted_exp[range(len(hits)), [h[2] for h in hits]] / np.add.reduce(shifted_exp, axis=-1)).tolist()
+    labels, unk_id, name = how.labels, how.unk_id, how.tagging.name
+    offsets, strings, ids = tokens.offsets, tokens.strings, tokens.ids
+    alone = how.strategy is Strategy.NONE  # every token is an entity of its own
+    cont = how.continues_list
     ents: list[Entity] = []
-    run: list[Labelled] = []  # the open group
-    prev = -2
-    for j in named.tolist():
-        idx = int(visible[j])
-        k = int(best[j])
-        label = labels[k]
-        start, end = tokens.offsets[idx]
-        word = text[start:end] if int(tokens.ids[idx]) == unk_id else tokens.strings[idx]
-        item = Labelled(label, scores[idx, k], word, start, end)
-        if strategy is Strategy.NONE:
-            ents.append(Entity(label=label, start=start, end=end, score=float(item.score), text=text[start:end],
-                               word=word, index=base + idx))
-            continue
-        # a token joins the open group when it follows it directly with an I- of the same tag
-        if run and j == prev + 1 and tagging.joins(run[-1].label, label):
-            run.append(item)
+    i, n = 0, len(hits)
+    while i < n:
+        place, idx, k = hits[i]
+        e = i + 1
+        while not alone and e < n and hits[e][0] == place + 1 and cont[k][hits[e][2]]:
+            place, k = hits[e][0], hits[e][2]
+            e += 1
+        start, end = offsets[hits[i][1]][0], offsets[hits[e - 1][1]][1]
+        label = labels[hits[i][2]]
+        if e - i == 1:
+            word = text[start:end] if int(ids[idx]) == unk_id else strings[idx]
+            if alone:
+                ents.append(make_entity(label, start, end, scores[i], text[start:end], word, base + idx))
+            else:
+                ents.append(make_entity(name[label], start, end, scores[i], text[start:end], how.join_one(word)))
         else:
-            if run:
-                ents.append(_entity(run, text, join, tagging))
-            run = [item]
-        prev = j
-    if run:
-        ents.append(_entity(run, text, join, tagging))
+            words = []
+            for _, t, _ in hits[i:e]:
+                a, b = offsets[t]
+                words.append(text[a:b] if int(ids[t]) == unk_id else strings[t])
+            ents.append(make_entity(name[label], start, end, _mean(scores[i:e]), text[start:end], how.join(words)))
+        i = e
     return ents
 
 
-def _entity(run: list[Labelled], text: str, join: Join, tagging: Tagging) -> Entity:
+def _mean(vals: list[float]) -> float:
+    """The pipeline's np.mean(np.nanmean(scores)) of a group's scores (finite logits give no NaN)."""
+    return float(np.nanmean(vals)) if any(v != v for v in vals) else sum(vals) / len(vals)
+
+
+def _entity(run: list[Labelled], text: str, how: Aggregation) -> Entity:
     """One group of tokens (or words) as an Entity with the group's mean score."""
-    label = tagging.name[run[0].label]  # pipeline grouping: the label after its first `-` (`PER-B` gives `B`)
-    if len(run) == 1:
-        score = float(run[0].score)
-    else:  # the pipeline's np.mean(np.nanmean(scores)); scores of finite logits have no NaN
-        vals = [float(r.score) for r in run]
-        score = float(np.nanmean(vals)) if any(v != v for v in vals) else sum(vals) / len(vals)
+    label = how.tagging.name[run[0].label]  # pipeline grouping: the label after its first `-` (`PER-B` gives `B`)
     start, end = run[0].start, run[-1].end
-    return Entity(label=label, start=start, end=end, score=score, text=text[start:end],
-                  word=join([r.word for r in run]))
+    if len(run) == 1:
+        return make_entity(label, start, end, float(run[0].score), text[start:end], how.join_one(run[0].word))
+    return make_entity(label, start, end, _mean([float(r.score) for r in run]), text[start:end],
+                       how.join([r.word for r in run]))
 
 
 def _words(pieces: list[Piece], strategy: Strategy, labels: tuple[str, ...], join: Join) -> list[Labelled]:
@@ -212,15 +255,16 @@ def word_scores(pieces: list[np.ndarray], strategy: Strategy) -> np.ndarray:
     return np.nanmean(np.stack(pieces), axis=0)  # Strategy.AVERAGE
 
 
-def _group(items: list[Labelled], text: str, join: Join, tagging: Tagging) -> list[Entity]:
+def _group(items: list[Labelled], text: str, how: Aggregation) -> list[Entity]:
     """Grouping of labelled words: an O or a new B- (or another tag) closes a group; O groups are dropped."""
+    tagging = how.tagging
     runs: list[list[Labelled]] = []
     for item in items:
         if runs and tagging.joins(runs[-1][-1].label, item.label):
             runs[-1].append(item)
         else:
             runs.append([item])
-    return [_entity(run, text, join, tagging) for run in runs if not tagging.outside(run[0].label)]
+    return [_entity(run, text, how) for run in runs if not tagging.outside(run[0].label)]
 
 
 class EntityStream:

@@ -142,10 +142,13 @@ class TextTokenizer:
 
     def encode(self, text: str) -> Tokens:
         """Tokenize one text, whole: no truncation. A long text is held in compact arrays."""
-        text = encodable(text)
         if len(text) > LONG_TEXT_CHARS and self._splits_at_spaces:
-            return self._encode_long(text)
-        return self._tokens(self._tok.encode(text))
+            return self._encode_long(encodable(text))
+        try:
+            enc = self._tok.encode(text)
+        except TypeError:  # lone surrogates, which tokenizers refuses: see `encodable`
+            enc = self._tok.encode(encodable(text))
+        return self._tokens(enc)
 
     def encode_batch(self, texts: list[str]) -> list[Tokens]:
         """Tokenize several texts, whole."""
