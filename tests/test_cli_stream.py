@@ -6,6 +6,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -51,9 +52,15 @@ def test_first_results_appear_before_the_input_ends():
         assert first["line"] == 1 and first["entities"][0]["word"] == "아이유"
         assert proc.poll() is None  # still running: stdin is not closed yet
         proc.stdin.close()
-        assert proc.wait(timeout=120) == 0  # the rest (99 short lines) fits in the pipe
-        # the same reader as the first line: lines it already buffered are not lost (communicate() would skip them)
-        assert len(proc.stdout.read().splitlines()) == 99
+        guard = threading.Timer(120, proc.kill)  # a bounded read: a hung process is killed, and the test fails
+        guard.start()
+        try:
+            # the same reader as the first line: lines it already buffered are kept (communicate() would skip them)
+            rest = proc.stdout.read()
+        finally:
+            guard.cancel()
+        assert proc.wait(timeout=10) == 0
+        assert len(rest.splitlines()) == 99
     finally:
         proc.kill()
 

@@ -150,3 +150,45 @@ def test_random_scores_stream_to_the_whole_texts_entities(tok, strategy, decode)
     got += stream.close()
     assert [e.to_dict() for e in got] == [e.to_dict() for e in whole]
     assert len(whole) > 100 and most < len(rows) // 4
+
+
+def test_token_scores_are_the_whole_arrays_softmax_bit_for_bit(tok):
+    """Short texts softmax only the rows of tokens that are not O: the scores are still exactly the
+    probabilities a softmax of all rows gives (the pipeline's), for every captured case."""
+    from koner.aggregate import softmax
+
+    how = Aggregation(LABELS, Strategy.NONE, tok.join, tok.unk_id)
+    checked = 0
+    for case in CASES:
+        logits = np.asarray(case["logits"], np.float32)
+        whole = softmax(logits)
+        for e in how.entities(case["text"], _tokens(case), logits):
+            assert e.score == float(whole[e.index, LABELS.index(e.label)])
+            checked += 1
+    assert checked > 50
+
+
+def test_logits_rows_must_match_the_tokens(tok):
+    case = next(c for c in CASES if len(c["ids"]) > 5)
+    how = Aggregation(LABELS, Strategy.SIMPLE, tok.join, tok.unk_id)
+    with pytest.raises(ValueError):
+        how.entities(case["text"], _tokens(case), np.asarray(case["logits"], np.float32)[:-2])
+
+
+def test_entities_built_on_the_fast_path_are_ordinary_entities():
+    import copy
+    import dataclasses
+    import pickle
+
+    from koner.entity import Entity, make_entity
+
+    args = ("LC", 0, 3, 0.964, "서울역", "서울역")
+    fast, plain = make_entity(*args), Entity(*args)
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
+    assert fast.to_dict() == plain.to_dict() == {"entity_group": "LC", "score": 0.964, "word": "서울역", "start": 0,
+                                                 "end": 3}
+    assert make_entity(*args, 5).to_dict()["index"] == 5
+    assert pickle.loads(pickle.dumps(fast)) == plain and copy.deepcopy(fast) == plain
+    assert dataclasses.replace(fast, label="PS") == Entity("PS", 0, 3, 0.964, "서울역", "서울역")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.label = "PS"

@@ -24,6 +24,7 @@ from .scheme import Tagging
 from .tokens import Tokens
 
 Join = Callable[[list[str]], str]
+JOINED_HELD = 1 << 16  # single-token words remembered by `Aggregation.join_one` before it starts again
 
 
 class Strategy(Choice):
@@ -56,7 +57,7 @@ Hit = tuple[int, int, int]
 
 
 class Labelled(NamedTuple):
-    """A token or word with its chosen label and that label's score, ready for B-/I- grouping."""
+    """A word (word-level strategies) with its chosen label and that label's score, ready for grouping."""
 
     label: str
     score: float
@@ -120,11 +121,12 @@ class Aggregation:
                              self.join), text, self)
 
     def _named_tokens(self, tokens: Tokens, logits: np.ndarray, chosen: Optional[np.ndarray]) -> list[Hit]:
-        """The visible tokens whose chosen label is not O, in order. A short text's argmax is looked at in
-        Python lists: for a few dozen tokens that is cheaper than a chain of numpy calls."""
+        """The visible tokens whose chosen label is not O, in order. Without labels chosen already, the argmax
+        is looked at in Python lists: for the tokens of one call (at most a window) that is cheaper than a chain
+        of numpy calls."""
         if chosen is None and self.decode is Decode.ARGMAX:
             named, hits, j = self.named_list, [], 0
-            for idx, (k, special) in enumerate(zip(logits.argmax(-1).tolist(), tokens.special.tolist())):
+            for idx, (k, special) in enumerate(zip(logits.argmax(-1).tolist(), tokens.special.tolist(), strict=True)):
                 if not special:
                     if named[k]:
                         hits.append((j, idx, k))
@@ -140,7 +142,7 @@ class Aggregation:
         """`join([word])`, remembered: the same few thousand tokens start most entities."""
         found = self._joined.get(word)
         if found is None:
-            if len(self._joined) >= 1 << 16:
+            if len(self._joined) >= JOINED_HELD:
                 self._joined.clear()
             found = self._joined[word] = self.join([word])
         return found
@@ -176,7 +178,8 @@ def _token_entities(text: str, tokens: Tokens, logits: np.ndarray, how: Aggregat
                     hits: list[Hit]) -> list[Entity]:
     """`none` and `simple`: the named visible tokens (special tokens are dropped, as by the pipeline), grouped:
     a token joins the group before it when it is the next visible token and its label continues the group's.
-    Only these tokens' rows get a softmax, which gives them the numbers the whole array's softmax would."""
+    Only these tokens' rows get a softmax (gathered row-major, as onnxruntime returns them), which gives them the
+    numbers `softmax` of the whole array gives."""
     if not hits:
         return []
     rows = logits[[h[1] for h in hits]]
@@ -192,13 +195,12 @@ def _token_entities(text: str, tokens: Tokens, logits: np.ndarray, how: Aggregat
     ents: list[Entity] = []
     i, n = 0, len(hits)
     while i < n:
-        place, idx, k = hits[i]
-        e = i + 1
-        while not alone and e < n and hits[e][0] == place + 1 and cont[k][hits[e][2]]:
-            place, k = hits[e][0], hits[e][2]
+        _, idx, first = hits[i]  # the group's first token and its label id
+        e = i + 1  # the group is hits[i:e]: each next hit continues the one before it
+        while not alone and e < n and hits[e][0] == hits[e - 1][0] + 1 and cont[hits[e - 1][2]][hits[e][2]]:
             e += 1
-        start, end = offsets[hits[i][1]][0], offsets[hits[e - 1][1]][1]
-        label = labels[hits[i][2]]
+        start, end = offsets[idx][0], offsets[hits[e - 1][1]][1]
+        label = labels[first]
         if e - i == 1:
             word = text[start:end] if int(ids[idx]) == unk_id else strings[idx]
             if alone:
@@ -216,12 +218,13 @@ def _token_entities(text: str, tokens: Tokens, logits: np.ndarray, how: Aggregat
 
 
 def _mean(vals: list[float]) -> float:
-    """The pipeline's np.mean(np.nanmean(scores)) of a group's scores (finite logits give no NaN)."""
+    """A group's mean score, as koner has always given it: the float64 mean of its float32 scores (the
+    pipeline's `np.nanmean` of them is a float32 mean, which can differ in the 8th digit); NaN-aware."""
     return float(np.nanmean(vals)) if any(v != v for v in vals) else sum(vals) / len(vals)
 
 
 def _entity(run: list[Labelled], text: str, how: Aggregation) -> Entity:
-    """One group of tokens (or words) as an Entity with the group's mean score."""
+    """One group of words (word-level strategies) as an Entity with the group's mean score."""
     label = how.tagging.name[run[0].label]  # pipeline grouping: the label after its first `-` (`PER-B` gives `B`)
     start, end = run[0].start, run[-1].end
     if len(run) == 1:

@@ -38,11 +38,13 @@ class Entity:
 
 _new = object.__new__
 _SETTERS = tuple(Entity.__dict__[f.name].__set__ for f in fields(Entity))  # the slots, in field order
+# make_entity fills exactly these seven slots and runs no __init__: a new field or a __post_init__ must change it
+assert len(_SETTERS) == 7 and not hasattr(Entity, "__post_init__")
 
 
 def make_entity(label: str, start: int, end: int, score: float, text: str, word: str,
                 index: Optional[int] = None) -> Entity:
-    """`Entity(...)` for the hot path: the same frozen record, its slots filled directly (2.5x faster)."""
+    """`Entity(...)` for the hot path: the same frozen record, its slots filled directly (no per-field checks)."""
     e = _new(Entity)
     s_label, s_start, s_end, s_score, s_text, s_word, s_index = _SETTERS
     s_label(e, label)

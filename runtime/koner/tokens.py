@@ -142,12 +142,17 @@ class TextTokenizer:
 
     def encode(self, text: str) -> Tokens:
         """Tokenize one text, whole: no truncation. A long text is held in compact arrays."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
         if len(text) > LONG_TEXT_CHARS and self._splits_at_spaces:
             return self._encode_long(encodable(text))
         try:
             enc = self._tok.encode(text)
         except TypeError:  # lone surrogates, which tokenizers refuses: see `encodable`
-            enc = self._tok.encode(encodable(text))
+            clean = encodable(text)
+            if clean is text:
+                raise
+            enc = self._tok.encode(clean)
         return self._tokens(enc)
 
     def encode_batch(self, texts: list[str]) -> list[Tokens]:
