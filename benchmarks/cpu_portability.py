@@ -4,7 +4,9 @@
 portability_worker.py, appending to benchmarks/results/cpu-portability/CPU.jsonl (a stopped run resumes
 where it stopped; emulation is ~100x slower than the host). `host` runs natively. x86 models run under
 `qemu-x86_64-static -cpu MODEL`; ARM64 models under `qemu-aarch64-static -cpu MODEL` inside an arm64
-Debian root (benchmarks/arm64_root.sh builds one; --root names it). `report` compares every CPU's answers
+Debian root (benchmarks/arm64_root.sh builds one; --root names it). `run host:ulp+1` / `host:ulp-1` answer on this host with the
+bundled model's embedding LayerNorm scale moved by one float32 ulp: the noise floor any float rounding
+difference meets. `report` compares every CPU's answers
 with the host's (identical `simple` entity lists, token agreement) and with PyTorch's logits by the parity
 gate's rule (a flip is decisive when PyTorch preferred its own label by >= 0.1 logits), for the texts each
 CPU has answered so far, and writes cpu-portability-DATE.md/.json.
@@ -13,6 +15,7 @@ Usage:
   python benchmarks/cpu_portability.py run host
   python benchmarks/cpu_portability.py run x86:EPYC-Rome [--limit 200]
   python benchmarks/cpu_portability.py run arm64:neoverse-n1 --root /srv/arm64
+  python benchmarks/cpu_portability.py run host:ulp+1
   python benchmarks/cpu_portability.py report
 """
 from __future__ import annotations
@@ -49,6 +52,9 @@ def run(cpu: str, root: Path | None) -> int:
     out = ["--out", str(state_file(cpu))]
     if cpu == "host":
         cmd = [sys.executable, *worker, *corpora, *out]
+    elif cpu in ("host:ulp+1", "host:ulp-1"):  # this host, one weight vector moved by one float32 ulp
+        worker[1] = str(ulp_model(+1 if cpu.endswith("+1") else -1))
+        cmd = [sys.executable, *worker, *corpora, *out]
     elif cpu.startswith("x86:"):
         qemu = shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")
         if not qemu:
@@ -66,6 +72,30 @@ def run(cpu: str, root: Path | None) -> int:
         raise SystemExit(f"cpu_portability: unknown CPU {cpu!r}; use host, x86:MODEL or arm64:MODEL")
     print(f"[portability] {cpu}: {' '.join(cmd)}", file=sys.stderr, flush=True)
     return subprocess.run(cmd).returncode
+
+
+def ulp_model(direction: int) -> Path:
+    """A copy of the bundled model whose embedding LayerNorm scale is moved by one float32 ulp (`direction` +1:
+    up, -1: down): the size of difference another CPU's float kernels make (ARM64's round that LayerNorm's
+    output differently in the last bit), on this host. How often it changes an entity list is the int8 model's
+    own noise floor."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    out = Path(tempfile.gettempdir()) / f"koner-ulp{direction:+d}"
+    out.mkdir(exist_ok=True)
+    for name in ("koner.json", "tokenizer.json", "model.onnx.data"):
+        shutil.copy(MODEL / name, out / name)
+    model = onnx.load(str(MODEL / "model.onnx"), load_external_data=False)
+    norm = next(n for n in model.graph.node if n.op_type == "LayerNormalization")  # the embeddings' LayerNorm
+    scale = next(i for i in model.graph.initializer if i.name == norm.input[1])
+    moved = np.nextafter(numpy_helper.to_array(scale), np.float32(direction * np.inf)).astype(np.float32)
+    scale.CopyFrom(numpy_helper.from_array(moved, scale.name))
+    onnx.save(model, str(out / "model.onnx"))  # small tensors are stored inline; the big ones stay in model.onnx.data
+    return out
 
 
 def _answers(cpu: str) -> tuple[dict, dict]:
@@ -181,7 +211,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="verb", required=True)
     r = sub.add_parser("run")
-    r.add_argument("cpu", help="host, x86:MODEL or arm64:MODEL (e.g. " + ", ".join(CPUS[:3]) + ")")
+    r.add_argument("cpu", help="host, host:ulp+1, host:ulp-1, x86:MODEL or arm64:MODEL (e.g. " + ", ".join(CPUS[:3]) + ")")
     r.add_argument("--limit", type=int, help="only the first N texts (the parity corpus first)")
     r.add_argument("--root", type=Path, help="the arm64 Debian root for arm64:MODEL")
     p = sub.add_parser("report")
