@@ -135,11 +135,10 @@ def test_int8_runs_and_its_parity_report_is_written(exported):
     assert [(e.start, e.end) for e in ents] == sorted((e.start, e.end) for e in ents)
 
 
+@pytest.mark.parametrize("exported", ["roberta", "xlm-roberta"], indirect=True)  # RoBERTa-style position ids
 def test_position_table_bounds_the_windows_of_a_roberta_model(exported):
     """A RoBERTa window never reaches past its 514 positions (the padding index + 1 + 512 tokens)."""
     arch, _, out, _ = exported
-    if arch not in ("roberta", "xlm-roberta"):
-        pytest.skip("RoBERTa-style position ids only")
     ner = NER.load(out, model_file="model-fp32.onnx")
     ids = np.full((1, 512), 5, np.int64)
     ids[0, 0], ids[0, -1] = ner.tokenizer.cls_id, ner.tokenizer.sep_id
@@ -225,13 +224,12 @@ def test_an_architecture_koner_cannot_run_is_one_line_naming_the_supported_ones(
     assert "Traceback" not in err[0] and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("exported", ["bert"], indirect=True)  # one architecture is enough
 def test_an_unexpected_export_failure_is_one_line_with_a_log_file(exported, tmp_path, capsys, monkeypatch):
     from koner.cli import main
     from koner_export import export as export_module
 
     arch, src, _, _ = exported
-    if arch != "bert":
-        pytest.skip("one architecture is enough")
 
     def broken(*args, **kwargs):
         raise RuntimeError("the optimizer met a node it does not know\nsecond line")
@@ -247,6 +245,7 @@ def test_an_unexpected_export_failure_is_one_line_with_a_log_file(exported, tmp_
     assert len(logs) == 1 and "Traceback" in logs[0].read_text("utf-8") and "second line" in logs[0].read_text("utf-8")
 
 
+@pytest.mark.parametrize("exported", ["bert"], indirect=True)  # one architecture is enough
 def test_pipeline_long_texts_chunk_at_the_tokenizers_model_max_length(exported, tmp_path):
     """A tokenizer whose model_max_length (256) is below the position table: the pipeline chunks at 256."""
     import warnings
@@ -256,8 +255,6 @@ def test_pipeline_long_texts_chunk_at_the_tokenizers_model_max_length(exported, 
     from koner_export import export_model
 
     arch, src, _, _ = exported
-    if arch != "bert":
-        pytest.skip("one architecture is enough")
     import shutil
 
     short = tmp_path / "bert256"
