@@ -6,7 +6,7 @@ where it stopped; emulation is ~100x slower than the host). `host` runs natively
 `qemu-x86_64-static -cpu MODEL`; ARM64 models under `qemu-aarch64-static -cpu MODEL` inside an arm64
 Debian root (benchmarks/arm64_root.sh builds one; --root names it). `run host:ulp+1` / `host:ulp-1` answer on this host with the
 bundled model's embedding LayerNorm scale moved by one float32 ulp: the noise floor any float rounding
-difference meets. `report` compares every CPU's answers
+difference meets. `run native:NAME` answers natively on the machine it runs on (your own server), as NAME. `report` compares every CPU's answers
 with the host's (identical `simple` entity lists, token agreement) and with PyTorch's logits by the parity
 gate's rule (a flip is decisive when PyTorch preferred its own label by >= 0.1 logits), for the texts each
 CPU has answered so far, and writes cpu-portability-DATE.md/.json.
@@ -15,7 +15,8 @@ Usage:
   python benchmarks/cpu_portability.py run host
   python benchmarks/cpu_portability.py run x86:EPYC-Rome [--limit 200]
   python benchmarks/cpu_portability.py run arm64:neoverse-n1 --root /srv/arm64
-  python benchmarks/cpu_portability.py run host:ulp+1
+  python benchmarks/cpu_portability.py run host:ulp+1        # and host:ulp-1
+  python benchmarks/cpu_portability.py run native:my-server   # on another machine, natively
   python benchmarks/cpu_portability.py report
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,11 +52,14 @@ def run(cpu: str, root: Path | None) -> int:
     corpora = [str(c) for c in CORPORA]
     worker = [str(ROOT / "benchmarks" / "portability_worker.py"), str(MODEL)]
     out = ["--out", str(state_file(cpu))]
-    if cpu == "host":
+    if cpu == "host" or cpu.startswith("native:"):  # the reference answers, or another machine's, natively
         cmd = [sys.executable, *worker, *corpora, *out]
     elif cpu in ("host:ulp+1", "host:ulp-1"):  # this host, one weight vector moved by one float32 ulp
-        worker[1] = str(ulp_model(+1 if cpu.endswith("+1") else -1))
-        cmd = [sys.executable, *worker, *corpora, *out]
+        with tempfile.TemporaryDirectory(prefix="koner-ulp") as tmp:
+            worker[1] = str(ulp_model(+1 if cpu.endswith("+1") else -1, Path(tmp)))
+            cmd = [sys.executable, *worker, *corpora, *out, "--variant", cpu[5:]]
+            print(f"[portability] {cpu}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+            return subprocess.run(cmd).returncode
     elif cpu.startswith("x86:"):
         qemu = shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")
         if not qemu:
@@ -69,29 +74,29 @@ def run(cpu: str, root: Path | None) -> int:
                *[str(inside / c.relative_to(ROOT)) for c in CORPORA],
                "--out", str(inside / state_file(cpu).relative_to(ROOT)), "--runtime", str(inside / "runtime")]
     else:
-        raise SystemExit(f"cpu_portability: unknown CPU {cpu!r}; use host, x86:MODEL or arm64:MODEL")
+        raise SystemExit(f"cpu_portability: unknown CPU {cpu!r}; use host, host:ulp+1, host:ulp-1, native:NAME, "
+                         "x86:MODEL or arm64:MODEL")
     print(f"[portability] {cpu}: {' '.join(cmd)}", file=sys.stderr, flush=True)
     return subprocess.run(cmd).returncode
 
 
-def ulp_model(direction: int) -> Path:
-    """A copy of the bundled model whose embedding LayerNorm scale is moved by one float32 ulp (`direction` +1:
-    up, -1: down): the size of difference another CPU's float kernels make (ARM64's round that LayerNorm's
-    output differently in the last bit), on this host. How often it changes an entity list is the int8 model's
-    own noise floor."""
-    import tempfile
-
+def ulp_model(direction: int, out: Path) -> Path:
+    """A copy of the bundled model in `out` whose embeddings' LayerNorm scale is moved by one float32 ulp
+    (`direction` +1: up, -1: down): the size of difference another CPU's float kernels make (ARM64's round
+    that LayerNorm's output differently in the last bits), on this host. How often it changes an entity list is
+    the int8 model's own noise floor."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    out = Path(tempfile.gettempdir()) / f"koner-ulp{direction:+d}"
-    out.mkdir(exist_ok=True)
     for name in ("koner.json", "tokenizer.json", "model.onnx.data"):
         shutil.copy(MODEL / name, out / name)
     model = onnx.load(str(MODEL / "model.onnx"), load_external_data=False)
-    norm = next(n for n in model.graph.node if n.op_type == "LayerNormalization")  # the embeddings' LayerNorm
-    scale = next(i for i in model.graph.initializer if i.name == norm.input[1])
+    scales = {n.input[1] for n in model.graph.node if n.op_type == "LayerNormalization"}
+    found = [i for i in model.graph.initializer if i.name in scales and i.name.endswith("embeddings.LayerNorm.weight")]
+    if len(found) != 1:
+        raise SystemExit("cpu_portability: the bundled model has no single embeddings LayerNorm scale to move")
+    scale = found[0]
     moved = np.nextafter(numpy_helper.to_array(scale), np.float32(direction * np.inf)).astype(np.float32)
     scale.CopyFrom(numpy_helper.from_array(moved, scale.name))
     onnx.save(model, str(out / "model.onnx"))  # small tensors are stored inline; the big ones stay in model.onnx.data

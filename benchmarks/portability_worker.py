@@ -4,7 +4,7 @@ Reads JSONL texts (`id`, `text`), skips ids already in OUT (so a stopped run res
 line per text: its int8 token labels (argmax of the logits rows koner stitches from its overlapping
 windows, special tokens left out) and its `simple` entities with scores. Flushes after every line.
 
-Usage: python portability_worker.py MODEL_DIR CORPUS.jsonl [CORPUS2.jsonl ...] --out OUT.jsonl
+Usage: python portability_worker.py MODEL_DIR CORPUS.jsonl [CORPUS2.jsonl ...] --out OUT.jsonl [--variant NAME]
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def main() -> None:
     ap.add_argument("corpora", nargs="+")
     ap.add_argument("--out", required=True)
     ap.add_argument("--runtime", help="folder holding the koner package (default: ../runtime beside this script)")
+    ap.add_argument("--variant", help="what was changed in the model, recorded with the answers (e.g. ulp+1)")
     args = ap.parse_args()
     sys.path.insert(0, args.runtime or str(Path(__file__).resolve().parents[1] / "runtime"))
     import numpy as np
@@ -38,7 +39,7 @@ def main() -> None:
                 row = json.loads(line)
             except ValueError:
                 continue  # a line cut by a stop: answered again below
-            if row.get("id") == "#cpu" and row.get("model") != model:
+            if row.get("id") == "#cpu" and (row.get("model"), row.get("variant")) != (model, args.variant):
                 raise SystemExit(f"{out}: answers of another model; move the file away to start over")
             done.add(row.get("id"))
         with open(out, "rb+") as f:  # drop a partial last line
@@ -46,7 +47,10 @@ def main() -> None:
             f.truncate(data.rfind(b"\n") + 1 if data.rfind(b"\n") >= 0 else 0)
     with open(out, "a", encoding="utf-8") as f:
         if not done:
-            f.write(json.dumps({"id": "#cpu", "int8_path": int8_path(), "model": model, "pid": os.getpid()}) + "\n")
+            meta = {"id": "#cpu", "int8_path": int8_path(), "model": model, "pid": os.getpid()}
+            if args.variant:
+                meta["variant"] = args.variant
+            f.write(json.dumps(meta) + "\n")
         for corpus in args.corpora:
             for line in Path(corpus).read_text("utf-8").splitlines():
                 row = json.loads(line)
