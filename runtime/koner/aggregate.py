@@ -96,16 +96,15 @@ class Aggregation:
         self.named = named = np.array([lab != "O" for lab in labels])
         self.named_list: list[bool] = named.tolist()
         self._joined: dict[str, str] = {}  # one token's string -> join([it]): most entities are one token
-        # continues[prev, cur]: a group open at `prev` takes `cur` too, so no exact cut lies between them
+        # continues[prev][cur]: a group open at `prev` takes `cur` too, so no exact cut lies between them
+        n = len(labels)
         if strategy is Strategy.NONE:  # every token is an entity of its own
-            self.continues = np.zeros((len(labels), len(labels)), bool)
+            self.continues: list[list[bool]] = [[False] * n for _ in range(n)]
         elif self.token_level:  # an I- right after a token of its type
-            self.continues = np.array([[bool(named[p] and named[c] and tg.joins(labels[p], labels[c]))
-                                        for c in range(len(labels))] for p in range(len(labels))])
+            self.continues = [[bool(named[p] and named[c] and tg.joins(labels[p], labels[c])) for c in range(n)]
+                              for p in range(n)]
         else:  # a word of the same type that is not B-; a run of O words is dropped whole, so cuts inside it are exact
-            self.continues = np.array([[bool(named[c] and tg.joins(labels[p], labels[c]))
-                                        for c in range(len(labels))] for p in range(len(labels))])
-        self.continues_list: list[list[bool]] = self.continues.tolist()
+            self.continues = [[bool(named[c] and tg.joins(labels[p], labels[c])) for c in range(n)] for p in range(n)]
 
     def entities(self, text: str, tokens: Tokens, logits: np.ndarray, base: int = 0,
                  chosen: Optional[np.ndarray] = None) -> list[Entity]:
@@ -191,7 +190,7 @@ def _token_entities(text: str, tokens: Tokens, logits: np.ndarray, how: Aggregat
     labels, unk_id, name = how.labels, how.unk_id, how.tagging.name
     offsets, strings, ids = tokens.offsets, tokens.strings, tokens.ids
     alone = how.strategy is Strategy.NONE  # every token is an entity of its own
-    cont = how.continues_list
+    cont = how.continues
     ents: list[Entity] = []
     i, n = 0, len(hits)
     while i < n:
@@ -338,7 +337,7 @@ class EntityStream:
         """Look at the labels decided since the last scan for tokens that start a new group."""
         cont, dec = self.how.continues, self.decided
         for k in range(max(1, self.checked), len(dec)):
-            if not cont[dec[k - 1], dec[k]]:
+            if not cont[dec[k - 1]][dec[k]]:
                 self.cut = self.visible[k]
         self.checked = len(dec)
 
@@ -363,7 +362,7 @@ class EntityStream:
         hi = self.word_at[w + 1] if w + 1 < len(self.starts) else len(self.pieces)
         k = int(word_scores(self.pieces[lo:hi], self.how.strategy).argmax())
         self.words.append(k)
-        if w > 0 and not self.how.continues[self.words[w - 1], k]:
+        if w > 0 and not self.how.continues[self.words[w - 1]][k]:
             self.cut = self.starts[w]
 
     def _emit(self, cut: int) -> list[Entity]:
