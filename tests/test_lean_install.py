@@ -21,7 +21,11 @@ def test_lean_tests_pass_without_the_export_stack(tmp_path):
     env = {"PYTHONPATH": f"{tmp_path}:{ROOT / 'runtime'}", "PATH": "/usr/bin:/bin", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     lean = [str(ROOT / "tests" / f) for f in ("test_lean_aggregate.py", "test_lean_windows.py", "test_lean_decode.py",
                                                  "test_lean_system.py", "test_lean_cpu.py")]
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *lean],
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *lean],
                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert " passed" in out.stdout and "skipped" not in out.stdout
+    assert " passed" in out.stdout
+    # a test may skip for what this machine lacks (qemu, a CPU the dependencies' wheels refuse), never for the
+    # export stack: every skip reason is printed (-rs) and none names it
+    skips = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert not [line for line in skips if any(name in line for name in HEAVY)], skips

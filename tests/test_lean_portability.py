@@ -2,10 +2,6 @@
 u8*s8 kernels saturate 16-bit pair sums) gives the entities recorded for it, and a model exported without
 koner's weight-pair limit warns on such a CPU (lean: base install)."""
 import json
-import platform
-import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -14,8 +10,9 @@ import pytest
 import koner
 from koner import NER, SaturationWarning
 
+from emulation import needs_qemu, run, skip_unless_dependencies_start
+
 GOLDEN = Path(__file__).parent / "golden" / "cpu-epyc-rome.json"
-QEMU = shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")
 RUNTIME = Path(koner.__file__).resolve().parents[1]
 
 # run under emulation: the entities of each text as [label, start, end, score]
@@ -31,14 +28,13 @@ print(json.dumps({"int8_path": int8_path(),
 """
 
 
-@pytest.mark.skipif(not QEMU or platform.machine() != "x86_64",
-                    reason="needs qemu user-mode for x86-64 (apt-get install qemu-user-static)")
+@needs_qemu
 def test_an_avx2_cpu_without_vnni_gives_the_entities_recorded_for_it():
+    skip_unless_dependencies_start("EPYC-Rome")
     golden = json.loads(GOLDEN.read_text("utf-8"))
     texts = [row["text"] for row in golden["texts"]]
     assert len(texts) == 30
-    out = subprocess.run([QEMU, "-cpu", "EPYC-Rome", sys.executable, "-c", PROGRAM], input=json.dumps(texts),
-                         capture_output=True, text=True, timeout=600, cwd=RUNTIME)
+    out = run("EPYC-Rome", PROGRAM, input=json.dumps(texts), cwd=RUNTIME)
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout)
     assert got["int8_path"] == "x86-u8s8-saturating"
