@@ -34,10 +34,7 @@ def cannot_start(model: str) -> "str | None":
     for name in DEPENDENCIES:
         out = run(model, f"import {name}", timeout=300)
         if out.returncode != 0:
-            how = "illegal instruction" if out.returncode in (-4, 132) else (out.stderr.strip().splitlines()
-                                                                               or ["exit %d" % out.returncode])[-1]
-            version = _version(name)
-            return f"the installed {name} {version} does not start on an emulated {model} ({how[:200]})"
+            return f"the installed {name} {_version(name)} does not start on an emulated {model} ({_why(out)})"
     return None
 
 
@@ -46,6 +43,14 @@ def skip_unless_dependencies_start(model: str) -> None:
     reason = cannot_start(model)
     if reason:
         pytest.skip(reason)
+
+
+def _why(out: subprocess.CompletedProcess) -> str:
+    if out.returncode in (-4, 132):
+        return "illegal instruction"
+    lines = [line.strip() for line in out.stderr.splitlines() if line.strip() and "warning:" not in line]
+    errors = [line for line in lines if "Error" in line]
+    return ((errors or lines or [f"exit {out.returncode}"])[-1])[:200]
 
 
 def _version(name: str) -> str:
