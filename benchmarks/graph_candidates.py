@@ -53,6 +53,7 @@ def build(recipe: str, fp32: Path, out: Path, heads: int, hidden: int) -> dict:
     import onnx
 
     from koner_export import rewrite
+    import graph_rewrites
     from koner_export.graph import quantize_fused
     from koner_export.optimize import optimize
     from koner_export.quantize import QuantOptions, float_nodes, preprocess, quantize, rewrite_embeddings
@@ -74,7 +75,7 @@ def build(recipe: str, fp32: Path, out: Path, heads: int, hidden: int) -> dict:
             m = onnx.load(str(pre))
             skip = float_nodes(m.graph, opts)
             rewrite_embeddings(m, skip=set(skip))
-            info["nbits"] = rewrite.matmul_nbits(m, skip)
+            info["nbits"] = graph_rewrites.matmul_nbits(m, skip)
             onnx.save(m, str(q))
         optimize(q, out)
     m = onnx.load(str(out))
@@ -85,7 +86,7 @@ def build(recipe: str, fp32: Path, out: Path, heads: int, hidden: int) -> dict:
             info["bias_gelu"] = rewrite.split_bias_gelu(m)
             info["fold"] = rewrite.fold_bias(m)
         elif step == "fastgelu":
-            info["fastgelu"] = rewrite.fast_gelu(m)
+            info["fastgelu"] = graph_rewrites.fast_gelu(m)
     onnx.save(m, str(out))
     info["nodes"] = len(m.graph.node)
     return info

@@ -4,6 +4,9 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
+from typing import Optional
+
+from .rewrite import rewrite_each
 
 
 @dataclass
@@ -123,30 +126,30 @@ def rewrite_embeddings(model, skip: set[str], storage: str = "fp16") -> list[str
         raise ValueError(f"embedding storage {storage!r}: choose one of {', '.join(EMBEDDING_STORAGE)}")
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    changed, nodes = [], []
-    for node in graph.node:
+    changed: list[str] = []
+
+    def rule(node) -> Optional[list]:
         table = inits.get(node.input[0]) if node.op_type == "Gather" else None
         axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
         if (table is None or node.name in skip or axis != 0 or len(table.dims) != 2
                 or table.data_type != onnx.TensorProto.FLOAT):
-            nodes.append(node)
-            continue
+            return None
         w = numpy_helper.to_array(table).astype(np.float32)
         base, name, ids, y = table.name, node.name, node.input[1], node.output[0]
         graph.initializer.remove(table)
         changed.append(name)
         if storage == "fp16":
             graph.initializer.append(numpy_helper.from_array(w.astype(np.float16), base + "_fp16"))
-            nodes += [helper.make_node("Gather", [base + "_fp16", ids], [y + "_h"], name=name),
-                      helper.make_node("Cast", [y + "_h"], [y], name=name + "/cast", to=onnx.TensorProto.FLOAT)]
-            continue
+            return [helper.make_node("Gather", [base + "_fp16", ids], [y + "_h"], name=name),
+                    helper.make_node("Cast", [y + "_h"], [y], name=name + "/cast", to=onnx.TensorProto.FLOAT)]
         peak = np.abs(w).max(axis=1)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float16)  # fp16: half the bytes, 1e-3 relative
         q = np.clip(np.round(w / scale[:, None].astype(np.float32)), -127, 127).astype(np.int8)
         graph.initializer.extend([numpy_helper.from_array(q, base + "_quantized"),
                                   numpy_helper.from_array(scale, base + "_row_scale"),
                                   numpy_helper.from_array(np.array([-1], np.int64), base + "_last_axis")])
-        nodes += [
+        changed.append(name + "/scale")
+        return [
             helper.make_node("Gather", [base + "_quantized", ids], [y + "_q"], name=name),
             helper.make_node("Cast", [y + "_q"], [y + "_f"], name=name + "/cast", to=onnx.TensorProto.FLOAT),
             helper.make_node("Gather", [base + "_row_scale", ids], [y + "_s"], name=name + "/scale"),
@@ -154,10 +157,8 @@ def rewrite_embeddings(model, skip: set[str], storage: str = "fp16") -> list[str
             helper.make_node("Cast", [y + "_s1"], [y + "_s2"], name=name + "/scale_cast", to=onnx.TensorProto.FLOAT),
             helper.make_node("Mul", [y + "_f", y + "_s2"], [y], name=name + "/dequantize"),
         ]
-        changed.append(name + "/scale")
-    if changed:
-        del graph.node[:]
-        graph.node.extend(nodes)
+
+    rewrite_each(graph, rule)
     return changed
 
 

@@ -6,19 +6,41 @@ Each function takes an `onnx.ModelProto`, changes it and returns how many places
   small hidden width; an Add and a plain LayerNormalization compute the same thing faster.
 - `per_row_activations`: dynamic int8 with one scale per token instead of one per call, so a text's
   numbers do not depend on the texts padded into the same call (batch invariance).
-- `matmul_nbits`: weight MatMuls as MatMulNBits (8-bit blocks, int8 compute with per-row, per-block
-  activation scales): batch-invariant as well, one node per MatMul.
+
+`rewrite_each` is the one loop they share: each node kept, or replaced by the nodes a rule gives for it.
+(Rewrites that were measured and not chosen live in benchmarks/graph_rewrites.py.)
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Optional
 
 MS_DOMAIN = "com.microsoft"
 
 
-def _consumers(graph) -> dict[str, list]:
-    users: dict[str, list] = {}
+def set_nodes(graph, nodes: list) -> None:
+    """Make `nodes` the graph's node list, in that order."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def rewrite_each(graph, rule: Callable[[object], Optional[list]]) -> int:
+    """Replace each node for which `rule` returns a list by that list (None keeps it); returns the nodes replaced."""
+    nodes, changed = [], 0
     for node in graph.node:
+        replacement = rule(node)
+        if replacement is None:
+            nodes.append(node)
+        else:
+            nodes.extend(replacement)
+            changed += 1
+    if changed:
+        set_nodes(graph, nodes)
+    return changed
+
+
+def _consumers(graph, nodes: Optional[list] = None) -> dict[str, list]:
+    users: dict[str, list] = {}
+    for node in graph.node if nodes is None else nodes:
         for name in node.input:
             users.setdefault(name, []).append(node)
     return users
@@ -34,15 +56,13 @@ def split_skip_layernorm(model) -> int:
 
     graph = model.graph
     used = set(_consumers(graph)) | _graph_outputs(graph)
-    nodes, changed = [], 0
-    for node in graph.node:
+
+    def rule(node) -> Optional[list]:
         if node.op_type != "SkipLayerNormalization" or node.domain != MS_DOMAIN:
-            nodes.append(node)
-            continue
+            return None
         outs = list(node.output) + [""] * (4 - len(node.output))
         if any(o and o in used for o in outs[1:3]):  # mean / inverse std dev: training outputs, never read here
-            nodes.append(node)
-            continue
+            return None
         x, skip, gamma = node.input[0], node.input[1], node.input[2]
         beta = node.input[3] if len(node.input) > 3 else ""
         bias = node.input[4] if len(node.input) > 4 else ""
@@ -50,39 +70,30 @@ def split_skip_layernorm(model) -> int:
         name = node.name or outs[0]
         total = outs[3] if outs[3] and outs[3] in used else name + "/sum"
         if bias:  # the bias first: `fold_bias` can then move it into the MatMul that produced `x`
-            nodes.append(helper.make_node("Add", [x, bias], [name + "/biased"], name=name + "/add_bias"))
-            nodes.append(helper.make_node("Add", [name + "/biased", skip], [total], name=name + "/add_skip"))
+            adds = [helper.make_node("Add", [x, bias], [name + "/biased"], name=name + "/add_bias"),
+                    helper.make_node("Add", [name + "/biased", skip], [total], name=name + "/add_skip")]
         else:
-            nodes.append(helper.make_node("Add", [x, skip], [total], name=name + "/add"))
+            adds = [helper.make_node("Add", [x, skip], [total], name=name + "/add")]
         ln_inputs = [total, gamma] + ([beta] if beta else [])
-        nodes.append(helper.make_node("LayerNormalization", ln_inputs, [outs[0]], name=name + "/layernorm",
-                                      axis=-1, epsilon=eps))
-        changed += 1
-    if changed:
-        del graph.node[:]
-        graph.node.extend(nodes)
-    return changed
+        return adds + [helper.make_node("LayerNormalization", ln_inputs, [outs[0]], name=name + "/layernorm",
+                                        axis=-1, epsilon=eps)]
+
+    return rewrite_each(graph, rule)
 
 
 def split_bias_gelu(model) -> int:
     """Rewrite every BiasGelu as Add + Gelu (for `fold_bias` to take the Add); returns the nodes rewritten."""
     from onnx import helper
 
-    graph = model.graph
-    nodes, changed = [], 0
-    for node in graph.node:
+    def rule(node) -> Optional[list]:
         if node.op_type != "BiasGelu" or node.domain != MS_DOMAIN:
-            nodes.append(node)
-            continue
+            return None
         name = node.name or node.output[0]
-        nodes += [helper.make_node("Add", list(node.input), [name + "/biased"], name=name + "/add_bias"),
-                  helper.make_node("Gelu", [name + "/biased"], list(node.output), name=name + "/gelu",
-                                   domain=MS_DOMAIN)]
-        changed += 1
-    if changed:
-        del graph.node[:]
-        graph.node.extend(nodes)
-    return changed
+        return [helper.make_node("Add", list(node.input), [name + "/biased"], name=name + "/add_bias"),
+                helper.make_node("Gelu", [name + "/biased"], list(node.output), name=name + "/gelu",
+                                 domain=MS_DOMAIN)]
+
+    return rewrite_each(model.graph, rule)
 
 
 # The int8 MatMul contrib ops and the position of their optional bias input.
@@ -126,9 +137,7 @@ def fold_bias(model) -> int:
             changed += 1
             break
     if changed:
-        keep = [n for n in graph.node if id(n) not in drop]
-        del graph.node[:]
-        graph.node.extend(keep)
+        set_nodes(graph, [n for n in graph.node if id(n) not in drop])
     return changed
 
 
@@ -145,7 +154,6 @@ def per_row_activations(model) -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
-    users = _consumers(graph)
     consts = {
         "koner_row_127": np.array(127.0, np.float32),
         "koner_row_128": np.array(128.0, np.float32),
@@ -156,11 +164,10 @@ def per_row_activations(model) -> int:
     }
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     rows: dict[str, tuple[str, str]] = {}  # quantized tensor -> (its per-row scale, the old per-call scale)
-    nodes, changed = [], 0
-    for node in graph.node:
+
+    def rule(node) -> Optional[list]:
         if node.op_type != "DynamicQuantizeLinear" or node.domain not in ("", "ai.onnx"):
-            nodes.append(node)
-            continue
+            return None
         x = node.input[0]
         q, scale, zp = node.output
         p = (node.name or q) + "/row"
@@ -170,7 +177,8 @@ def per_row_activations(model) -> int:
                                       keepdims=1)
         else:
             reduce = helper.make_node("ReduceMax", [p + "_abs"], [p + "_max"], name=p + "_max", axes=[-1], keepdims=1)
-        nodes += [
+        rows[q] = (row, scale)
+        return [
             helper.make_node("Abs", [x], [p + "_abs"], name=p + "_abs"),
             reduce,
             helper.make_node("Max", [p + "_max", "koner_row_tiny"], [p + "_peak"], name=p + "_peak"),
@@ -181,10 +189,12 @@ def per_row_activations(model) -> int:
             helper.make_node("Cast", [p + "_shift"], [q], name=p + "_cast", to=TensorProto.UINT8),
             helper.make_node("Identity", ["koner_row_zero_point"], [zp], name=p + "_zero_point"),
         ]
-        rows[q] = (row, scale)
-        changed += 1
+
+    changed = rewrite_each(graph, rule)
     if not changed:
         return 0
+    nodes = list(graph.node)  # one list of the rewritten graph's nodes: `users` and the loop below share its objects
+    users = _consumers(graph, nodes)
     drop: set[int] = set()
     replace: dict[int, list] = {}
     for node in nodes:
@@ -217,72 +227,7 @@ def per_row_activations(model) -> int:
         out.extend(replace.get(id(node), [node]))
     have = {i.name for i in graph.initializer}
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k not in have)
-    del graph.node[:]
-    graph.node.extend(out)
+    set_nodes(graph, out)
     if not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
-    return changed
-
-
-def matmul_nbits(model, skip: Iterable[str] = (), *, block_size: int = 32, accuracy_level: int = 4) -> int:
-    """Rewrite each float MatMul with a 2-D weight initializer (but `skip`) as an 8-bit MatMulNBits; returns the count.
-
-    Weights: symmetric 8-bit blocks of `block_size` along K (scale max|block| / 127, the default zero point
-    128); `accuracy_level` 4 computes in int8 with activations quantized per row and block at run time.
-    """
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = model.graph
-    skip = set(skip)
-    inits = {i.name: i for i in graph.initializer}
-    users = _consumers(graph)
-    nodes, changed, dropped = [], 0, []
-    for node in graph.node:
-        w = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if (w is None or node.name in skip or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT
-                or w.dims[0] % block_size):
-            nodes.append(node)
-            continue
-        arr = numpy_helper.to_array(w).astype(np.float32)
-        k, n = arr.shape
-        blocks = arr.T.reshape(n, k // block_size, block_size)
-        peak = np.abs(blocks).max(axis=2)
-        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-        q = (np.clip(np.round(blocks / scale[:, :, None]), -127, 127) + 128).astype(np.uint8)
-        base = node.name or node.output[0]
-        graph.initializer.extend([numpy_helper.from_array(q, base + "_nbits_B"),
-                                  numpy_helper.from_array(scale.reshape(-1), base + "_nbits_scales")])
-        nodes.append(helper.make_node("MatMulNBits", [node.input[0], base + "_nbits_B", base + "_nbits_scales"],
-                                      list(node.output), name=base + "_nbits", domain=MS_DOMAIN, K=k, N=n, bits=8,
-                                      block_size=block_size, accuracy_level=accuracy_level))
-        if len(users.get(w.name, [])) == 1:
-            dropped.append(w)
-        changed += 1
-    if changed:
-        for w in dropped:
-            graph.initializer.remove(w)
-        del graph.node[:]
-        graph.node.extend(nodes)
-        if not any(o.domain == MS_DOMAIN for o in model.opset_import):
-            model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
-    return changed
-
-
-def fast_gelu(model) -> int:
-    """Rewrite Gelu / BiasGelu (erf) as FastGelu (the tanh approximation, bias fused); returns the nodes rewritten."""
-    from onnx import helper
-
-    graph = model.graph
-    nodes, changed = [], 0
-    for node in graph.node:
-        if node.op_type not in ("Gelu", "BiasGelu") or node.domain != MS_DOMAIN:
-            nodes.append(node)
-            continue
-        nodes.append(helper.make_node("FastGelu", list(node.input), list(node.output), name=(node.name or node.output[0]) + "/fast",
-                                      domain=MS_DOMAIN))
-        changed += 1
-    if changed:
-        del graph.node[:]
-        graph.node.extend(nodes)
     return changed
