@@ -174,11 +174,15 @@ def run_parity_cli(args: argparse.Namespace) -> int:
 
     read_manifest(Path(args.onnx_dir))  # a folder that is no koner model fails now, before PyTorch loads
     from .checkpoint import load
+    from .corpus import read_jsonl
     from .parity import run_parity
     from .source import resolve
 
+    corpus = Path(args.corpus) if args.corpus else None
+    if corpus is not None:
+        read_jsonl(corpus)  # a bad corpus fails now, before PyTorch loads
     folder, _ = resolve(args.source)
-    report = run_parity(load(folder), Path(args.onnx_dir), corpus=Path(args.corpus) if args.corpus else None,
+    report = run_parity(load(folder), Path(args.onnx_dir), corpus=corpus,
                         sample=args.sample, progress=lambda m: print(f"[koner parity] {m}", file=sys.stderr),
                         decode=args.decode, **({} if args.tie_margin is None else {"tie_margin": args.tie_margin}))
     print(report["markdown"])

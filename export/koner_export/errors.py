@@ -30,3 +30,7 @@ class ValidationError(ExportError):
 
 class ParityError(ExportError):
     """The parity suite found the exported model below a threshold."""
+
+
+class CorpusError(ExportError):
+    """A --corpus file is missing, not UTF-8 JSON lines, or a line lacks its "text"."""

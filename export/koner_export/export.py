@@ -14,6 +14,7 @@ from koner.scheme import Scheme, check as check_scheme, detect
 from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
 
 from .checkpoint import load
+from .corpus import read_jsonl
 from .environment import versions
 from .errors import ExportError, OutputExistsError, ParityError
 from .external import externalize
@@ -56,6 +57,8 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
         raise ExportError(f"{parent}: no such folder to hold {out_dir.name}; create it first")
     if not os.access(parent, os.W_OK):
         raise ExportError(f"{parent}: not writable; choose an OUT_DIR you can write to")
+    if corpus is not None and (parity or min_agreement is not None):
+        read_jsonl(corpus)  # a bad --corpus is an input error now, not a failure after the conversion
     t0 = time.time()
     progress(f"resolving {source}")
     folder, src_info = resolve(source, revision)
