@@ -122,7 +122,8 @@ def run_export(args: argparse.Namespace) -> int:
     stage = ["starting"]
 
     def progress(msg: str) -> None:
-        stage[0] = msg
+        if not msg.startswith("warning:"):  # a warning is said on the way; the stage is where the export is
+            stage[0] = msg
         progress_line(msg)
 
     try:
@@ -140,7 +141,9 @@ def run_export(args: argparse.Namespace) -> int:
         return _unexpected(exc, stage[0], Path(args.out))
     verdict = manifest.get("parity")
     if verdict and not verdict["passed"]:
-        print(f"koner: {args.out} written, but parity is below its thresholds: " + "; ".join(verdict["failures"]) +
+        unchecked = any("could_not_run" in v for v in verdict.get("strategies", {}).values())
+        print(f"koner: {args.out} written, but parity is below its thresholds" +
+              (" or could not be checked" if unchecked else "") + ": " + "; ".join(verdict["failures"]) +
               f" (report: {Path(args.out) / 'parity.md'}; the verdict is in koner.json)", file=sys.stderr)
         return exitcodes.FAILED
     return exitcodes.OK

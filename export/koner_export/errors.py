@@ -4,6 +4,11 @@ from __future__ import annotations
 from koner.errors import KonerError
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line, for a `koner:` message: its type and the first line of its message."""
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+
+
 class ExportError(KonerError):
     """The export could not be done; the message says why and what to do."""
 
