@@ -356,3 +356,42 @@ def test_a_pipeline_that_cannot_run_is_reported_as_such_and_the_model_kept(disti
     assert "could not run: the transformers pipeline failed" in (out / "parity.md").read_text("utf-8")
     _runs(out)
 
+
+def test_an_unexpected_parity_failure_keeps_the_model_in_one_line_with_a_log_file(distilbert_with_bert_tokenizer,
+                                                                                  tmp_path, capsys, monkeypatch):
+    """The conversion succeeded, the suite broke: the folder is kept (unless --require-parity), parity is
+    recorded as not run, one `koner:` line names the stage and the log; `koner parity` says it the same way."""
+    from koner.cli import main
+    from koner_export import parity
+
+    src, corpus = distilbert_with_bert_tokenizer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the tokenizer met a text it does not know\nsecond line")
+
+    monkeypatch.setattr(parity, "_tokenization", broken)
+    out = tmp_path / "koner"
+    assert main(["export", str(src), "-o", str(out), "--corpus", str(corpus)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "second line" not in err
+    lines = _koner_lines(err)
+    assert len(lines) == 1 and lines[0].startswith(f"koner: {out} written, but the parity suite failed at "
+                                                   '"tokenization on 3 texts" (RuntimeError: the tokenizer met')
+    logs = list(tmp_path.glob("koner.export-error-*.log"))
+    assert len(logs) == 1 and "Traceback" in logs[0].read_text("utf-8") and lines[0].endswith(f"details in {logs[0]}")
+    verdict = json.loads((out / "koner.json").read_text("utf-8"))["parity"]
+    assert verdict["passed"] is False and verdict["could_not_run"]["stage"] == "tokenization on 3 texts"
+    assert "COULD NOT RUN" in (out / "parity.md").read_text("utf-8")
+    _runs(out)
+
+    assert main(["parity", str(src), str(out), "--corpus", str(corpus)]) == 1
+    err = capsys.readouterr().err
+    lines = _koner_lines(err)
+    assert "Traceback" not in err and len(lines) == 1
+    assert 'the parity suite could not run: it failed at "tokenization on 3 texts"' in lines[0]
+    assert len(list(tmp_path.glob("koner.parity-error-*.log"))) == 1
+
+    strict = tmp_path / "strict"
+    assert main(["export", str(src), "-o", str(strict), "--corpus", str(corpus), "--require-parity"]) == 1
+    lines = _koner_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "nothing was written" in lines[0] and not strict.exists()

@@ -39,3 +39,14 @@ class ParityError(ExportError):
 
 class CorpusError(ExportError):
     """A --corpus file is missing, not UTF-8 JSON lines, or a line lacks its "text"."""
+
+
+class ParityNotRunError(ExportError):
+    """The model folder was written, but the parity suite failed unexpectedly; koner.json and parity.md say
+    parity could not run. `out_dir`, `stage` (where the suite stopped) and `manifest` are set; the failure
+    is the exception's __cause__."""
+
+    def __init__(self, out_dir, stage: str, reason: str, manifest: dict):
+        self.out_dir, self.stage, self.manifest = out_dir, stage, manifest
+        super().__init__(f"{out_dir} written, but the parity suite failed at \"{stage}\" ({reason}); the model is "
+                         "kept, and its koner.json and parity.md record that parity could not run")

@@ -157,6 +157,32 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     return report
 
 
+def not_run(stage: str, exc: Exception) -> dict:
+    """The report of a suite that failed at `stage` before it could measure anything: not passed, and why."""
+    failure = f"the parity suite could not run: it failed at \"{stage}\" ({one_line(exc)})"
+    summary = {"could_not_run": {"stage": stage, "error": one_line(exc)}}
+    markdown = (f"## koner parity: COULD NOT RUN\n\n{failure}. Nothing was measured; run "
+                "`koner parity SOURCE MODEL_DIR` again once the cause is fixed.\n")
+    return {"passed": False, "failures": [failure], "summary": summary, "markdown": markdown}
+
+
+def run_or_report(ckpt, onnx_dir: Path, *, progress: Callable[[str], None] = lambda m: None,
+                  **options) -> tuple[dict, Optional[Exception]]:
+    """`run_parity`'s report and None; or, when the suite fails unexpectedly, `not_run`'s report (naming the stage
+    it stopped at) and the failure."""
+    stage = ["loading the model and its fp32 twin"]
+
+    def tracked(msg: str) -> None:
+        if not msg.startswith("warning:"):
+            stage[0] = msg
+        progress(msg)
+
+    try:
+        return run_parity(ckpt, onnx_dir, progress=tracked, **options), None
+    except Exception as exc:
+        return not_run(stage[0], exc), exc
+
+
 def _fp32_folder(ckpt, onnx_dir: Path, tmp: Path) -> Path:
     """A folder holding the fp32 model: the export's own --keep-fp32 file, or one exported into `tmp` now."""
     if (onnx_dir / MODEL_FP32_FILE).is_file():
