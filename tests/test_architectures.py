@@ -279,3 +279,119 @@ def test_pipeline_long_texts_chunk_at_the_tokenizers_model_max_length(exported, 
     with pytest.raises(ValueError, match="aggregation 'none' does not work with long_text='pipeline'"):
         ner("서울역", aggregation="none")
     assert NER.load(out, long_text="pipeline", overlap=200).overlap == 200  # any stride below a chunk
+
+
+@pytest.fixture(scope="module")
+def distilbert_with_bert_tokenizer(tmp_path_factory):
+    """A DistilBERT saved with a BERT tokenizer, which returns token_type_ids the model does not take (the
+    transformers pipeline fails on it), and a three-text Korean corpus for a quick parity run."""
+    base = tmp_path_factory.mktemp("distilbert-bert-tokenizer")
+    src = tiny_models.build("distilbert", base / "checkpoint", bert_tokenizer=True)
+    corpus = base / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"t{i}", "text": t}, ensure_ascii=False) + "\n"
+                              for i, t in enumerate(_texts()[:3])), "utf-8")
+    return src, corpus
+
+
+def _koner_lines(err: str) -> list[str]:
+    """The stderr lines that are koner's messages (not progress lines or the parity report)."""
+    return [line for line in err.splitlines() if line.startswith("koner:")]
+
+
+def _runs(out) -> None:
+    """The kept folder loads and answers a Korean text, fed only its graph's inputs."""
+    ner = NER.load(out)
+    assert set(ner.session.input_names) == {"input_ids", "attention_mask"}
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다."
+    assert all(text[e.start:e.end] == e.text for e in ner(text))
+
+
+def test_a_model_whose_tokenizer_returns_an_input_it_does_not_take_exports_and_is_compared(
+        distilbert_with_bert_tokenizer, tmp_path):
+    """The pipeline is fed only the inputs the model takes; the report says so; the exit follows the verdict."""
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    src, corpus = distilbert_with_bert_tokenizer
+    assert "token_type_ids" in AutoTokenizer.from_pretrained(str(src))("서울역")  # the case being built
+    out = tmp_path / "koner"
+    res = subprocess.run([sys.executable, "-m", "koner.cli", "export", str(src), "-o", str(out), "--corpus",
+                          str(corpus)], capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in res.stderr, res.stderr
+    verdict = json.loads((out / "koner.json").read_text("utf-8"))["parity"]
+    assert res.returncode == (0 if verdict["passed"] else 1), res.stderr  # README: exit 1 only on a parity miss
+    if res.returncode:
+        assert len(_koner_lines(res.stderr)) == 1 and "parity is below its thresholds" in res.stderr
+    assert verdict["pipeline_inputs"]["left_out"] == ["token_type_ids"]
+    assert verdict["pipeline_inputs"]["fed"] == ["input_ids", "attention_mask"]
+    # every strategy was compared with the pipeline, and koner's fp32 entities are its entities
+    assert {s: v["fp32_identical"] for s, v in verdict["strategies"].items()} == {s: 1.0 for s in STRATEGIES}
+    assert not [f for f in verdict["failures"] if "fp32" in f or "could not" in f], verdict["failures"]
+    report = (out / "parity.md").read_text("utf-8")
+    assert "cannot run this checkpoint as saved" in report and "DistilBertForTokenClassification" in report
+    _runs(out)
+
+
+def test_a_pipeline_that_cannot_run_is_reported_as_such_and_the_model_kept(distilbert_with_bert_tokenizer,
+                                                                           tmp_path, capsys, monkeypatch):
+    """Fed the tokenizer as saved, the pipeline fails: each comparison is "could not run", the model stays."""
+    from koner.cli import main
+    from koner_export import parity
+
+    src, corpus = distilbert_with_bert_tokenizer
+    monkeypatch.setattr(parity, "pipeline_tokenizer", lambda model, tokenizer: (tokenizer, []))  # no feed fix
+    out = tmp_path / "koner"
+    assert main(["export", str(src), "-o", str(out), "--corpus", str(corpus)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = _koner_lines(err)
+    assert len(lines) == 1 and "written, but parity is below its thresholds or could not be checked" in lines[0]
+    assert "got an unexpected keyword argument 'token_type_ids'" in lines[0]
+    verdict = json.loads((out / "koner.json").read_text("utf-8"))["parity"]
+    assert verdict["passed"] is False
+    assert all("token_type_ids" in v["could_not_run"] for v in verdict["strategies"].values())
+    assert verdict["targets"]["int8_simple_identical"]["value"] is None
+    assert "could not run: the transformers pipeline failed" in (out / "parity.md").read_text("utf-8")
+    _runs(out)
+
+
+def test_an_unexpected_parity_failure_keeps_the_model_in_one_line_with_a_log_file(distilbert_with_bert_tokenizer,
+                                                                                  tmp_path, capsys, monkeypatch):
+    """The conversion succeeded, the suite broke: the folder is kept (unless --require-parity), parity is
+    recorded as not run, one `koner:` line names the stage and the log; `koner parity` says it the same way."""
+    from koner.cli import main
+    from koner_export import parity
+
+    src, corpus = distilbert_with_bert_tokenizer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the tokenizer met a text it does not know\nsecond line")
+
+    monkeypatch.setattr(parity, "_tokenization", broken)
+    out = tmp_path / "koner"
+    assert main(["export", str(src), "-o", str(out), "--corpus", str(corpus)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "second line" not in err
+    lines = _koner_lines(err)
+    assert len(lines) == 1 and lines[0].startswith(f"koner: {out} written, but the parity suite failed at "
+                                                   '"tokenization on 3 texts" (RuntimeError: the tokenizer met')
+    logs = list(tmp_path.glob("koner.export-error-*.log"))
+    assert len(logs) == 1 and "Traceback" in logs[0].read_text("utf-8") and lines[0].endswith(f"details in {logs[0]}")
+    verdict = json.loads((out / "koner.json").read_text("utf-8"))["parity"]
+    assert verdict["passed"] is False and verdict["could_not_run"]["stage"] == "tokenization on 3 texts"
+    assert "COULD NOT RUN" in (out / "parity.md").read_text("utf-8")
+    _runs(out)
+
+    assert main(["parity", str(src), str(out), "--corpus", str(corpus)]) == 1
+    err = capsys.readouterr().err
+    lines = _koner_lines(err)
+    assert "Traceback" not in err and len(lines) == 1
+    assert 'the parity suite could not run: it failed at "tokenization on 3 texts"' in lines[0]
+    assert len(list(tmp_path.glob("koner.parity-error-*.log"))) == 1
+
+    strict = tmp_path / "strict"
+    assert main(["export", str(src), "-o", str(strict), "--corpus", str(corpus), "--require-parity"]) == 1
+    lines = _koner_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "nothing was written" in lines[0] and not strict.exists()

@@ -168,6 +168,26 @@ def test_out_dir_not_writable(tmp_path):
     _fails(koner("export", str(STANDIN), "-o", "/proc/koner-out"), "cannot write")
 
 
+def test_a_bad_corpus_is_one_line_before_any_conversion(tmp_path):
+    """--corpus is read first: a missing file, a line cut mid-character or a line without "text" is an input
+    error naming the file and line (exit 2), not a failure after the conversion (or a traceback in `parity`)."""
+    from koner.ner import DEFAULT_MODEL
+
+    cut = tmp_path / "cut.jsonl"  # a Korean line cut inside a character, as `head -c` leaves it
+    line = json.dumps({"text": "서울역으로 안내해줘."}, ensure_ascii=False).encode("utf-8")
+    cut.write_bytes(line + b"\n" + line[:-7] + b"\n")
+    no_text = tmp_path / "no-text.jsonl"
+    no_text.write_text('{"text": "아이유 노래 검색해줘."}\n{"sentence": "부산 날씨 알려줘."}\n', "utf-8")
+    out = tmp_path / "o"
+    _fails(koner("export", str(STANDIN), "-o", str(out), "--corpus", str(cut)), f"{cut}:2: not UTF-8",
+           "save the corpus as UTF-8")
+    _fails(koner("export", str(STANDIN), "-o", str(out), "--corpus", str(tmp_path / "nope.jsonl")),
+           "nope.jsonl: cannot be read")
+    _fails(koner("export", str(STANDIN), "-o", str(out), "--corpus", str(no_text)), f"{no_text}:2", '"text"')
+    assert not out.exists() and not list(tmp_path.glob("*.log"))
+    _fails(koner("parity", str(STANDIN), str(DEFAULT_MODEL), "--corpus", str(no_text)), f"{no_text}:2", '"text"')
+
+
 def test_accuracy_aware_quantization_keeps_sensitive_nodes_in_float(tmp_path, export_dir):
     from koner_export.accuracy import CALIBRATION, fit_exclusions
     from koner_export.checkpoint import load

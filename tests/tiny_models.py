@@ -20,10 +20,11 @@ def korean_texts() -> list[str]:
     return [json.loads(line)["text"] for line in CORPUS.read_text("utf-8").splitlines()]
 
 
-def _wordpiece(out: Path, arch: str):
+def _wordpiece(out: Path, arch: str, bert_tokenizer: bool = False):
     from transformers import BertTokenizerFast, DistilBertTokenizerFast
 
-    cls = DistilBertTokenizerFast if arch == "distilbert" else BertTokenizerFast  # no token_type_ids for DistilBERT
+    # no token_type_ids for DistilBERT, unless it is saved with a BERT tokenizer, as some fine-tunes are
+    cls = DistilBertTokenizerFast if arch == "distilbert" and not bert_tokenizer else BertTokenizerFast
     tok = cls(vocab_file=str(VOCAB), do_lower_case=False, strip_accents=False, tokenize_chinese_chars=True)
     tok.save_pretrained(str(out))
     return tok
@@ -74,10 +75,13 @@ def tokenizer_family(arch: str) -> str:
     return {"roberta": "byte-level BPE", "xlm-roberta": "Unigram"}.get(arch, "WordPiece")
 
 
-def build(arch: str, out: Path, labels: list[str] = TTA, seed: int = 0, size: dict = SIZE) -> Path:
+def build(arch: str, out: Path, labels: list[str] = TTA, seed: int = 0, size: dict = SIZE,
+          bert_tokenizer: bool = False) -> Path:
     """Save a random-weight `arch` token classifier with `labels` and its tokenizer to `out`; returns `out`.
 
-    `size`: hidden_size, num_hidden_layers, num_attention_heads, intermediate_size (tiny by default)."""
+    `size`: hidden_size, num_hidden_layers, num_attention_heads, intermediate_size (tiny by default).
+    `bert_tokenizer`: a WordPiece model gets BERT's tokenizer class, which returns token_type_ids whether or not
+    the model takes them (a DistilBERT fine-tune saved with its teacher's tokenizer)."""
     import torch
     import transformers as tf
 
@@ -85,7 +89,7 @@ def build(arch: str, out: Path, labels: list[str] = TTA, seed: int = 0, size: di
     out.mkdir(parents=True, exist_ok=True)
     texts = korean_texts()
     tok = {"roberta": lambda: _byte_bpe(out, texts), "xlm-roberta": lambda: _unigram(out, texts)}.get(
-        arch, lambda: _wordpiece(out, arch))()
+        arch, lambda: _wordpiece(out, arch, bert_tokenizer))()
     label_maps = dict(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     vocab = len(tok)
     if arch == "bert":

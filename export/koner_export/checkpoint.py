@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -41,6 +42,34 @@ def torch_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     names = graph_inputs(model)
     with torch.no_grad():
         return model(**{k: v for k, v in feed.items() if k in names}).logits.numpy()
+
+
+def forward_inputs(model) -> Optional[set[str]]:
+    """The keyword inputs the model's forward takes; None when it takes any keyword (`**kwargs`)."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return set(params)
+
+
+def pipeline_tokenizer(model, tokenizer) -> tuple[object, list[str]]:
+    """The tokenizer to give the transformers pipeline: `tokenizer`, or a copy that returns only the inputs the
+    model's forward takes (koner feeds only its graph's inputs), and the names it leaves out.
+
+    The pipeline passes every array the tokenizer returns to the model, so a DistilBERT saved with a BERT
+    tokenizer (which returns token_type_ids) fails in it; the copy is what that pipeline would need to run."""
+    import copy
+
+    takes = forward_inputs(model)
+    names = list(getattr(tokenizer, "model_input_names", []) or [])
+    dropped = [] if takes is None else [n for n in names if n not in takes]
+    if not dropped:
+        return tokenizer, []
+    fed = copy.copy(tokenizer)  # shares the backend tokenizer; only the copy's list of inputs changes
+    fed.model_input_names = [n for n in names if n not in dropped]
+    return fed, dropped
 
 
 # model types koner exports and runs (README "Other models" lists what was tested)

@@ -10,7 +10,7 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from koner import exitcodes
 from koner.cli_args import EXTRA_HINT, checked, positive_int
@@ -115,14 +115,15 @@ def run_export(args: argparse.Namespace) -> int:
                          embeddings="int8" if args.int8_embeddings else "fp16", graph=args.graph,
                          activations="per-token" if args.per_token_scales else "per-tensor",
                          limit_pairs=not args.no_limit_pairs)
-    from .errors import ParityError
+    from .errors import ParityError, ParityNotRunError
 
     from .export import progress_line
 
     stage = ["starting"]
 
     def progress(msg: str) -> None:
-        stage[0] = msg
+        if not msg.startswith("warning:"):  # a warning is said on the way; the stage is where the export is
+            stage[0] = msg
         progress_line(msg)
 
     try:
@@ -134,36 +135,47 @@ def run_export(args: argparse.Namespace) -> int:
     except ParityError as exc:
         print(f"koner: {exc}", file=sys.stderr)
         return exitcodes.FAILED
+    except ParityNotRunError as exc:  # the model is written; the suite's traceback goes to a log file
+        log = _log(exc.__cause__ or exc, Path(args.out), "export")
+        print(f"koner: {exc}; details in {log}", file=sys.stderr)
+        return exitcodes.FAILED
     except KonerError:
         raise
     except Exception as exc:  # a failure koner did not foresee: one line here, the traceback in a log file
         return _unexpected(exc, stage[0], Path(args.out))
     verdict = manifest.get("parity")
     if verdict and not verdict["passed"]:
-        print(f"koner: {args.out} written, but parity is below its thresholds: " + "; ".join(verdict["failures"]) +
+        unchecked = any("could_not_run" in v for v in verdict.get("strategies", {}).values())
+        print(f"koner: {args.out} written, but parity is below its thresholds" +
+              (" or could not be checked" if unchecked else "") + ": " + "; ".join(verdict["failures"]) +
               f" (report: {Path(args.out) / 'parity.md'}; the verdict is in koner.json)", file=sys.stderr)
         return exitcodes.FAILED
     return exitcodes.OK
 
 
-def _unexpected(exc: Exception, stage: str, out: Path) -> int:
-    """Report an unforeseen export failure in one line and write its traceback to a log file."""
+def _log(exc: BaseException, beside: Path, verb: str) -> Optional[Path]:
+    """Write `exc`'s traceback to BESIDE.VERB-error-DATE.log beside `beside` (else in the temp folder); its path."""
     import tempfile
     import time
     import traceback
 
     text = "".join(traceback.format_exception(exc))
-    name = f"{out.name or 'model'}.export-error-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    log = None
-    for folder in (out.resolve().parent, Path(tempfile.gettempdir())):
+    name = f"{beside.name or 'model'}.{verb}-error-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    for folder in (beside.resolve().parent, Path(tempfile.gettempdir())):
         try:
             (folder / name).write_text(text, "utf-8")
-            log = folder / name
-            break
+            return folder / name
         except OSError:
             continue
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    print(f"koner: export failed at \"{stage}\" ({type(exc).__name__}: {first}); nothing was written to {out}; "
+    return None
+
+
+def _unexpected(exc: Exception, stage: str, out: Path) -> int:
+    """Report an unforeseen export failure in one line and write its traceback to a log file."""
+    from .errors import one_line
+
+    log = _log(exc, out, "export")
+    print(f"koner: export failed at \"{stage}\" ({one_line(exc)}); nothing was written to {out}; "
           f"details in {log}", file=sys.stderr)
     return exitcodes.FAILED
 
@@ -174,13 +186,24 @@ def run_parity_cli(args: argparse.Namespace) -> int:
 
     read_manifest(Path(args.onnx_dir))  # a folder that is no koner model fails now, before PyTorch loads
     from .checkpoint import load
-    from .parity import run_parity
+    from .corpus import read_jsonl
+    from .parity import run_or_report
     from .source import resolve
 
+    corpus = Path(args.corpus) if args.corpus else None
+    if corpus is not None:
+        read_jsonl(corpus)  # a bad corpus fails now, before PyTorch loads
     folder, _ = resolve(args.source)
-    report = run_parity(load(folder), Path(args.onnx_dir), corpus=Path(args.corpus) if args.corpus else None,
-                        sample=args.sample, progress=lambda m: print(f"[koner parity] {m}", file=sys.stderr),
-                        decode=args.decode, **({} if args.tie_margin is None else {"tie_margin": args.tie_margin}))
+    ckpt = load(folder)
+    report, failed = run_or_report(ckpt, Path(args.onnx_dir), corpus=corpus, sample=args.sample,
+                                   progress=lambda m: print(f"[koner parity] {m}", file=sys.stderr), decode=args.decode,
+                                   **({} if args.tie_margin is None else {"tie_margin": args.tie_margin}))
+    if failed is not None:  # a failure koner did not foresee: one line here, the traceback in a log file
+        if isinstance(failed, KonerError):
+            raise failed
+        log = _log(failed, Path(args.onnx_dir), "parity")
+        print(f"koner: {report['failures'][0]}; details in {log}", file=sys.stderr)
+        return exitcodes.FAILED
     print(report["markdown"])
     if args.report:
         out = Path(args.report)

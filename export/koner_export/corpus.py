@@ -7,22 +7,50 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
+from .errors import CorpusError
+
 DATA = Path(__file__).resolve().parent / "data"
 PARITY_CORPUS = DATA / "parity-corpus.jsonl"
 CALIBRATION = DATA / "calibration.jsonl"
+SHAPE = 'give a JSONL file with one JSON object holding a "text" string on each line'
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL corpus; each gets an `id` (its line number unless given) and a `category`."""
+    """Rows of a JSONL corpus; each gets an `id` (its line number unless given) and a `category`.
+
+    Raises CorpusError, naming the file and line, for a file that cannot be read, a line that is not UTF-8 or
+    not a JSON object with a `text` string, a `gold` that is not [start, end, label] spans, or no row at all."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                r = json.loads(line)
-                r.setdefault("id", str(n))
-                r.setdefault("category", "text")
-                rows.append(r)
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                if raw.strip():
+                    rows.append(_row(path, n, raw))
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot be read ({exc.strerror or exc}); {SHAPE}") from None
+    if not rows:
+        raise CorpusError(f"{path}: holds no texts; {SHAPE}")
     return rows
+
+
+def _row(path: Path, n: int, raw: bytes) -> dict:
+    """Line `n` of a corpus as a row, checked."""
+    try:
+        r = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise CorpusError(f"{path}:{n}: not UTF-8; save the corpus as UTF-8") from None
+    except ValueError as exc:
+        raise CorpusError(f"{path}:{n}: not JSON ({exc}); {SHAPE}") from None
+    if not isinstance(r, dict) or not isinstance(r.get("text"), str):
+        raise CorpusError(f"{path}:{n}: no \"text\" string; {SHAPE}")
+    gold = r.get("gold")
+    if gold is not None and not (isinstance(gold, list) and all(
+            isinstance(g, list) and len(g) == 3 and all(isinstance(x, int) and not isinstance(x, bool) for x in g[:2])
+            and isinstance(g[2], str) for g in gold)):
+        raise CorpusError(f"{path}:{n}: \"gold\" must be a list of [start, end, label] spans")
+    r.setdefault("id", str(n))
+    r.setdefault("category", "text")
+    return r
 
 
 def texts(path: Path, *, skip_categories: tuple[str, ...] = ()) -> list[str]:

@@ -15,7 +15,8 @@ from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_
 
 from .checkpoint import load
 from .environment import versions
-from .errors import ExportError, OutputExistsError, ParityError
+from .corpus import read_jsonl
+from .errors import ExportError, OutputExistsError, ParityError, ParityNotRunError
 from .external import externalize
 from .onnx_export import OPSET, export as to_onnx, validate
 from .graph import build_int8
@@ -39,8 +40,10 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
 
     `external`: the weights go to model.onnx.data beside the graph (page-aligned, mapped at load time).
     A parity miss still writes the folder, with the verdict in koner.json's `parity` and the report in
-    parity.md; `require_parity` makes it raise ParityError and write nothing instead. `scheme` names the label
-    scheme (koner.scheme; default: read from the labels).
+    parity.md; `require_parity` makes it raise ParityError and write nothing instead. A parity suite that fails
+    unexpectedly still writes the folder, records that parity could not run, and raises ParityNotRunError (the
+    failure as its __cause__); with `require_parity` the failure propagates and nothing is written. `scheme`
+    names the label scheme (koner.scheme; default: read from the labels).
     """
     out_dir = Path(out_dir)
     if scheme is not None:
@@ -56,7 +59,10 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
         raise ExportError(f"{parent}: no such folder to hold {out_dir.name}; create it first")
     if not os.access(parent, os.W_OK):
         raise ExportError(f"{parent}: not writable; choose an OUT_DIR you can write to")
+    if corpus is not None and (parity or min_agreement is not None):
+        read_jsonl(corpus)  # a bad --corpus is an input error now, not a failure after the conversion
     t0 = time.time()
+    failed = None
     progress(f"resolving {source}")
     folder, src_info = resolve(source, revision)
     progress(f"loading checkpoint from {folder}")
@@ -97,11 +103,13 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
             manifest.set_data_file(MODEL_DATA_FILE)
         manifest.write(tmp, _files(tmp, keep_fp32))
         if parity:
-            from .parity import run_parity
+            from .parity import run_or_report
 
             progress("running the parity suite")
-            report = run_parity(ckpt, tmp, corpus=corpus, progress=progress,
-                                **({} if tie_margin is None else {"tie_margin": tie_margin}))
+            report, failed = run_or_report(ckpt, tmp, corpus=corpus, progress=progress,
+                                           **({} if tie_margin is None else {"tie_margin": tie_margin}))
+            if failed is not None and require_parity:  # else the model, whole, is kept: parity could not run
+                raise failed
             manifest.set_parity({"passed": report["passed"], "failures": report["failures"], **report["summary"]})
             (tmp / PARITY_FILE).write_text(report["markdown"], "utf-8")
             print(report["markdown"], file=sys.stderr)
@@ -123,6 +131,9 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
         raise
     size = sum((out_dir / n).stat().st_size for n in (MODEL_FILE, MODEL_DATA_FILE) if (out_dir / n).exists())
     progress(f"wrote {out_dir} (model {size / 1e6:.2f} MB) in {time.time() - t0:.0f}s")
+    if failed is not None:
+        why = report["summary"]["could_not_run"]
+        raise ParityNotRunError(out_dir, why["stage"], why["error"], manifest.to_dict()) from failed
     return manifest.to_dict()
 
 

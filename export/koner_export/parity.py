@@ -21,8 +21,9 @@ from koner.aggregate import STRATEGIES, softmax
 from koner.cpu import int8_path
 from koner.manifest import MANIFEST_FILE, MODEL_FP32_FILE, TOKENIZER_FILE, read_manifest
 
-from .checkpoint import torch_logits
+from .checkpoint import pipeline_tokenizer, torch_logits
 from .corpus import PARITY_CORPUS as CORPUS, read_jsonl, sample_rows
+from .errors import one_line
 
 THRESHOLDS = {
     "tokenization_identical": 1.0,  # share of texts with identical ids and offsets
@@ -114,13 +115,14 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
         decisive = _decisive_texts(rows, encoded, lab, rt8, tie_margin)
         progress("entities against the transformers pipeline, five strategies")
         fit_idx = [k for k, f in enumerate(lab.fits) if f and texts[k].strip()]
-        per_strategy, pt_simple, rt8_simple = _entity_lists(ckpt, [texts[k] for k in fit_idx], rt8, rt32, th,
-                                                            tuple(dict.fromkeys(("simple",) + tuple(strategies))))
+        per_strategy, pt_simple, rt8_simple, pipeline_inputs = _entity_lists(
+            ckpt, [texts[k] for k in fit_idx], rt8, rt32, th, tuple(dict.fromkeys(("simple",) + tuple(strategies))),
+            progress)
         viterbi = None
         if decode == "viterbi":
             progress("Viterbi entities against PyTorch's logits decoded the same way")
             viterbi = _viterbi_lists(rows, encoded, lab.reference, fit_idx, rt8)
-    gold = _gold([rows[k] for k in fit_idx], pt_simple, rt8_simple)
+    gold = _gold([rows[k] for k in fit_idx], pt_simple, rt8_simple) if pt_simple is not None else None
     summary = {
         "texts": len(rows), "texts_within_max_length": len(fit_idx), "tokens": lab.tokens, "int8_path": int8_path(),
         "categories": dict(sorted(Counter(r["category"] for r in rows).items())),
@@ -141,16 +143,44 @@ def run_parity(ckpt, onnx_dir: Path, *, corpus: Optional[Path] = None, sample: O
     }
     if viterbi is not None:
         summary["viterbi"] = viterbi
+    if pipeline_inputs:
+        summary["pipeline_inputs"] = pipeline_inputs
     failures = _failures(summary, tok_bad, th)
-    summary["targets"] = {"int8_simple_identical": {"target": TARGETS["int8_simple_identical"],
-                                                    "value": per_strategy["simple"]["int8_identical"],
-                                                    "met": per_strategy["simple"]["int8_identical"] >=
-                                                    TARGETS["int8_simple_identical"]}}
+    simple = per_strategy["simple"].get("int8_identical")
+    summary["targets"] = {"int8_simple_identical": {"target": TARGETS["int8_simple_identical"], "value": simple,
+                                                    "met": simple is not None and
+                                                    simple >= TARGETS["int8_simple_identical"]}}
     report = {"passed": not failures, "failures": failures, "summary": summary, "thresholds": th,
               "worst_disagreements": lab.flips[:20], "tokenization_mismatches": tok_bad[:50],
               "decisive_flips": [f for f in lab.flips if f["pytorch_logit_margin"] >= tie_margin][:50]}
     report["markdown"] = _markdown(report)
     return report
+
+
+def not_run(stage: str, exc: Exception) -> dict:
+    """The report of a suite that failed at `stage` before it could measure anything: not passed, and why."""
+    failure = f"the parity suite could not run: it failed at \"{stage}\" ({one_line(exc)})"
+    summary = {"could_not_run": {"stage": stage, "error": one_line(exc)}}
+    markdown = (f"## koner parity: COULD NOT RUN\n\n{failure}. Nothing was measured; run "
+                "`koner parity SOURCE MODEL_DIR` again once the cause is fixed.\n")
+    return {"passed": False, "failures": [failure], "summary": summary, "markdown": markdown}
+
+
+def run_or_report(ckpt, onnx_dir: Path, *, progress: Callable[[str], None] = lambda m: None,
+                  **options) -> tuple[dict, Optional[Exception]]:
+    """`run_parity`'s report and None; or, when the suite fails unexpectedly, `not_run`'s report (naming the stage
+    it stopped at) and the failure."""
+    stage = ["loading the model and its fp32 twin"]
+
+    def tracked(msg: str) -> None:
+        if not msg.startswith("warning:"):
+            stage[0] = msg
+        progress(msg)
+
+    try:
+        return run_parity(ckpt, onnx_dir, progress=tracked, **options), None
+    except Exception as exc:
+        return not_run(stage[0], exc), exc
 
 
 def _fp32_folder(ckpt, onnx_dir: Path, tmp: Path) -> Path:
@@ -215,17 +245,34 @@ def _token_labels(ckpt, rows: list[dict], encoded: list, rt8: NER, rt32: NER) ->
     return lab
 
 
-def _entity_lists(ckpt, texts: list[str], rt8: NER, rt32: NER, th: dict, strategies: tuple[str, ...] = STRATEGIES):
+def _entity_lists(ckpt, texts: list[str], rt8: NER, rt32: NER, th: dict, strategies: tuple[str, ...] = STRATEGIES,
+                  progress: Callable[[str], None] = lambda m: None):
     """Per strategy: fp32 and int8 entity lists against the transformers pipeline (texts within the model's
-    length: the pipeline truncates); also PyTorch's and int8's `simple` lists, for the gold stage."""
+    length: the pipeline truncates); also PyTorch's and int8's `simple` lists, for the gold stage (None when the
+    pipeline could not run `simple`), and what was left out of the pipeline's feed (None when nothing was).
+
+    The pipeline is fed only the inputs the model's forward takes (see `pipeline_tokenizer`); a strategy the
+    pipeline still cannot run is recorded as {"could_not_run": reason} instead of failing the suite."""
     from transformers import pipeline
 
+    tokenizer, dropped = pipeline_tokenizer(ckpt.model, ckpt.tokenizer)
+    inputs = None
+    if dropped:
+        fed = list(tokenizer.model_input_names)
+        inputs = {"left_out": dropped, "fed": fed, "note": _dropped_note(ckpt.model, dropped, fed)}
+        progress(f"warning: {inputs['note']}")
     per_strategy = {}
     pt_simple = rt8_simple = None
     for s in strategies:
-        pipe = pipeline("token-classification", model=ckpt.model, tokenizer=ckpt.tokenizer, aggregation_strategy=s,
-                        device=-1)
-        refs = [pipe(t) for t in texts]
+        try:
+            pipe = pipeline("token-classification", model=ckpt.model, tokenizer=tokenizer, aggregation_strategy=s,
+                            device=-1)
+            refs = [pipe(t) for t in texts]
+        except Exception as exc:  # the reference itself fails: say so in the report, keep the model
+            reason = one_line(exc)
+            progress(f"warning: the transformers pipeline could not run '{s}' ({reason})")
+            per_strategy[s] = {"could_not_run": reason}
+            continue
         d32 = [[e.to_dict() for e in g] for g in rt32.batch(texts, batch_size=1, aggregation=s)]
         d8 = [[e.to_dict() for e in g] for g in rt8.batch(texts, batch_size=1, aggregation=s)]
         same32 = sum(_same(a, b, th["fp32_score_tolerance"]) for a, b in zip(refs, d32))
@@ -238,7 +285,14 @@ def _entity_lists(ckpt, texts: list[str], rt8: NER, rt32: NER, th: dict, strateg
                            "int8_vs_pytorch": _prf([_spans(a) for a in refs], [_spans(b) for b in d8])}
         if s == "simple":
             pt_simple, rt8_simple = refs, d8
-    return per_strategy, pt_simple, rt8_simple
+    return per_strategy, pt_simple, rt8_simple, inputs
+
+
+def _dropped_note(model, dropped: list[str], fed: list[str]) -> str:
+    """What the report says when the pipeline's feed left out inputs the model does not take."""
+    return (f"the transformers pipeline cannot run this checkpoint as saved: its tokenizer returns "
+            f"{', '.join(dropped)}, which {type(model).__name__}.forward() does not take; its entities were "
+            f"compared with the pipeline fed only {', '.join(fed)}, as koner feeds its graph")
 
 
 def _decisive_texts(rows: list[dict], encoded: list, lab: "_Labels", rt8: NER, tie_margin: float) -> list[str]:
@@ -292,7 +346,10 @@ def _failures(summary: dict, tok_bad: list, th: dict) -> list[str]:
     if summary["tokenization_identical"] < th["tokenization_identical"]:
         failures.append(f"tokenization differs on {len(tok_bad)} texts (e.g. {tok_bad[:3]})")
     for s, v in per_strategy.items():
-        if v["fp32_identical"] < th["fp32_entities_identical"]:
+        if "could_not_run" in v:
+            failures.append(f"'{s}' entities could not be compared: the transformers pipeline could not run "
+                            f"({v['could_not_run']})")
+        elif v["fp32_identical"] < th["fp32_entities_identical"]:
             failures.append(f"fp32 '{s}' entities identical on {v['fp32_identical']:.2%} of texts "
                             f"(< {th['fp32_entities_identical']:.2%}; max score diff {v['fp32_max_score_diff']})")
     if summary["int8_token_agreement"] < th["int8_token_agreement"]:
@@ -312,12 +369,14 @@ def _markdown(rep: dict) -> str:
     s = rep["summary"]
     lines = [f"## koner parity: {'PASSED' if rep['passed'] else 'FAILED'}", "",
              f"{s['texts']} texts ({', '.join(f'{k} {v}' for k, v in s['categories'].items())}), {s['tokens']} tokens; "
-             f"int8 run on a CPU whose int8 path is {s.get('int8_path', 'unknown')}", "",
-             "| check | value |", "|---|---|",
-             f"| tokenization identical | {s['tokenization_identical']:.2%} |",
-             f"| fp32 max abs logit diff | {s['fp32_max_abs_logit_diff']:.1e} |",
-             f"| fp32 token-label agreement | {s['fp32_token_agreement']:.3%} |",
-             f"| int8 token-label agreement | {s['int8_token_agreement']:.3%} |"]
+             f"int8 run on a CPU whose int8 path is {s.get('int8_path', 'unknown')}", ""]
+    if s.get("pipeline_inputs"):
+        lines += [f"Note: {s['pipeline_inputs']['note']}.", ""]
+    lines += ["| check | value |", "|---|---|",
+              f"| tokenization identical | {s['tokenization_identical']:.2%} |",
+              f"| fp32 max abs logit diff | {s['fp32_max_abs_logit_diff']:.1e} |",
+              f"| fp32 token-label agreement | {s['fp32_token_agreement']:.3%} |",
+              f"| int8 token-label agreement | {s['int8_token_agreement']:.3%} |"]
     fl, nt = s["int8_flips"], s["pytorch_near_ties"]
     lines.append(f"| int8 label flips: tokens / texts (largest PyTorch logit margin among them) | "
                  f"{fl['tokens']} / {fl['texts']} ({fl['max_pytorch_logit_margin']}) |")
@@ -329,8 +388,13 @@ def _markdown(rep: dict) -> str:
                  f"{nt['texts']} ({nt['texts'] / max(1, s['texts']):.2%}) |")
     t = s["targets"]["int8_simple_identical"]
     lines.append(f"| int8 `simple` entities identical (target {t['target']:.0%}, reported, not a gate) | "
-                 f"{t['value']:.2%} ({'met' if t['met'] else 'not met'}) |")
+                 + (f"{t['value']:.2%} ({'met' if t['met'] else 'not met'}) |" if t["value"] is not None else
+                    "could not run |"))
     for k, v in s["strategies"].items():
+        if "could_not_run" in v:
+            lines.append(f"| `{k}` entities identical, fp32 / int8 | could not run: the transformers pipeline failed "
+                         f"({v['could_not_run'].replace('|', '/')}) |")
+            continue
         lines.append(f"| `{k}` entities identical, fp32 / int8 | {v['fp32_identical']:.2%} / {v['int8_identical']:.2%} "
                      f"(int8 F1 vs PyTorch {v['int8_vs_pytorch']['f1']:.4f}) |")
     if s["gold"]:
