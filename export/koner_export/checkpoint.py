@@ -13,6 +13,9 @@ from koner.tokens import normalizer_flags
 
 from .errors import CheckpointError
 
+# the inputs an exported graph may take, in its input order
+GRAPH_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -29,12 +32,22 @@ class Checkpoint:
     architecture: dict  # model type, class and tokenizer family, as the manifest records them
 
 
+def graph_inputs(model) -> list[str]:
+    """The inputs the exported graph takes: those of GRAPH_INPUTS the model's forward accepts, and token_type_ids
+    only when the model has more than one segment type (RoBERTa-style models have one: its ids are all 0)."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    names = [k for k in GRAPH_INPUTS if k in params]
+    if "token_type_ids" in names and int(getattr(model.config, "type_vocab_size", 2) or 0) <= 1:
+        names.remove("token_type_ids")
+    return names
+
+
 def torch_logits(model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """PyTorch logits [batch, seq, labels] for int64 ids and mask, fed as the exported graph is fed
     (token_type_ids all zero, one segment, where the graph takes them)."""
     import torch
-
-    from .onnx_export import graph_inputs
 
     ids_t = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
     feed = {"input_ids": ids_t, "attention_mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)),

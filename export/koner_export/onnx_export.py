@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import graph_inputs, torch_logits
 from .errors import ValidationError
 
-INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 OPSET = 17
 # Korean sentences of several lengths, for checking the conversion
 CHECK_TEXTS = [
@@ -17,18 +17,6 @@ CHECK_TEXTS = [
     "2023년 3월 15일 오후 3시에 삼성전자 본사에서 이재용 회장이 기자회견을 열었다.",
     "국립중앙박물관은 오는 10월 1일부터 '고려청자 특별전'을 개최하며, 관람료는 성인 5,000원이다. " * 6,
 ]
-
-
-def graph_inputs(model) -> list[str]:
-    """The inputs the exported graph takes: those of INPUTS the model's forward accepts, and token_type_ids
-    only when the model has more than one segment type (RoBERTa-style models have one: its ids are all 0)."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    names = [k for k in INPUTS if k in params]
-    if "token_type_ids" in names and int(getattr(model.config, "type_vocab_size", 2) or 0) <= 1:
-        names.remove("token_type_ids")
-    return names
 
 
 def export(model, tokenizer, out: Path) -> list[str]:
@@ -50,8 +38,6 @@ def max_logit_diff(model, tokenizer, onnx_path: Path, texts=CHECK_TEXTS) -> floa
     """Largest |PyTorch logit - ONNX logit| over `texts`, each run alone."""
     from koner.session import ModelSession, SessionOptions
     from koner.system import usable_cpus
-
-    from .checkpoint import torch_logits
 
     sess = ModelSession(onnx_path, SessionOptions(threads=usable_cpus()), quantized=False)
     worst = 0.0
