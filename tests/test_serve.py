@@ -23,6 +23,7 @@ TEXTS = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에
          "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다.", "😀 부산 날씨 알려줘 👨‍👩‍👧"]
 LONG = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 1500  # ~50,000 characters, seconds of work
 BUSY = LONG + LONG[:45_000]  # just under the 100,000-character limit: many seconds of one slot's work
+EMPTY = " ." * 50_000  # 100,000 characters, about 75,000 tokens of windows without a single entity
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +212,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0():
 
 
 def test_a_client_gone_before_its_turn_costs_no_inference():
-    s = Server("--workers", "1")
+    s = Server("--workers", "1", "--timeout", "300")  # BUSY's many seconds must not reach the deadline
     try:
         queued = 'koner_cancelled_total{stage="queued"}'
         box = {}
@@ -324,3 +325,32 @@ def test_a_burst_of_slots_plus_queue_requests_is_all_admitted(slots, max_queue):
     finally:
         hold.set()
         gate.close()
+
+
+# ---------------------------------------------------------------- cancellation of texts without entities
+
+
+@pytest.mark.parametrize("ending", ["timeout", "client_left"])
+def test_a_text_without_entities_stops_at_its_next_window(ending):
+    """A long text with no entity at all still checks for cancellation between its windows: the slot is freed
+    (counted as stopped while running) and answers the next request."""
+    s = Server("--workers", "1", *(["--timeout", "1"] if ending == "timeout" else []))
+    try:
+        running = 'koner_cancelled_total{stage="running"}'
+        assert s.metric(running) == 0
+        if ending == "timeout":
+            r = s.post("/v1/ner", {"text": EMPTY})
+            assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        else:
+            with httpx.Client(base_url=s.url, timeout=30) as gone:
+                with pytest.raises(httpx.ReadTimeout):
+                    gone.post("/v1/ner", json={"text": EMPTY}, timeout=httpx.Timeout(30, read=0.5))
+        # many seconds of windows were left; the work saw its cancel flag at the next one and stopped
+        wait_until(lambda: s.metric(running) == 1, "the running work to be stopped")
+        assert s.metric("koner_in_flight") == 0 and s.metric("koner_texts_total") == 0
+        ok = s.post("/v1/ner", {"text": TEXTS[0]})
+        assert ok.status_code == 200 and ok.json()["entities"][0]["word"] == "아이유"
+        status = 504 if ending == "timeout" else 499
+        assert s.metric("koner_requests_total", f'{{route="/v1/ner",status="{status}"}}') == 1
+    finally:
+        s.stop()

@@ -109,18 +109,17 @@ class Service:
             raise ApiError(503, "not_ready", "the model is still loading; retry shortly", {"Retry-After": "1"})
 
         def work(cancel: threading.Event) -> tuple[list[list[dict]], int]:
-            out, tokens = [], 0
-            for text in texts:
+            def check() -> None:  # before each text and each window of the model, whatever the text holds
                 if cancel.is_set():
                     raise Stopped()
+
+            out, tokens = [], 0
+            for text in texts:
+                check()
                 toks = ner.tokenize(text)
                 tokens += len(toks.ids) - 2
-                ents = []
-                for e in ner.iter_entities(text, aggregation=aggregation, decode=decode, workers=1, tokens=toks):
-                    if cancel.is_set():
-                        raise Stopped()
-                    ents.append({**e.to_dict(), "text": e.text})
-                out.append(ents)
+                out.append([{**e.to_dict(), "text": e.text} for e in ner.iter_entities(
+                    text, aggregation=aggregation, decode=decode, workers=1, tokens=toks, poll=check)])
             return out, tokens
 
         loop = asyncio.get_running_loop()
