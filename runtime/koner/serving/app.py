@@ -3,7 +3,8 @@
 Routes: POST /v1/ner (koner's format), POST / (Hugging Face Inference API's token-classification
 format), GET /healthz, /readyz, /metrics, /openapi.json, and the demo page (GET /, /ui.js, /ui.css) unless
 it is turned off. Every error body is {"error": {"code", "message"}}; no
-response ever carries a traceback, and the access log records sizes, status and timings, never text.
+response ever carries a traceback, and the access log records sizes, status and timings, never text. A client
+that leaves, or whose body stops arriving, is an expected event: logged with its status (499, 408), no traceback.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Callable, Optional
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse as StarletteJSON, Response
 from starlette.routing import Route
 
@@ -34,6 +35,7 @@ from .metrics import CONTENT_TYPE, Metrics
 
 access_log = logging.getLogger("koner.access")
 log = logging.getLogger("koner.serve")
+READ_TIMED_OUT = "koner.read_timed_out"  # scope key set by the connection when --read-timeout ended the body
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Settings:
     aggregation: str = "simple"
     decode: str = "argmax"
     ui: bool = True  # the demo page at GET /
+    max_connections: int = 256  # connection limits, enforced by the connection (connections.py)
+    max_header_bytes: int = 16 * 1024
+    read_timeout: float = 10.0
 
 
 class JSONResponse(StarletteJSON):
@@ -134,7 +139,7 @@ class Service:
         except TimedOut:
             raise ApiError(504, "timeout", f"no answer within {self.settings.timeout:g} s (--timeout)") from None
         except ClientGone:
-            raise ApiError(499, "client_closed", "the client disconnected before its answer was ready") from None
+            raise client_closed() from None
         self.metrics.texts.inc(len(texts))
         self.metrics.tokens.inc(tokens)
         return results
@@ -146,7 +151,7 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
+def create_app(load: Callable[[], NER], settings: Settings) -> "AccessLog":
     """The ASGI application; `load` builds the NER object (called once, on a background thread)."""
     service = Service(load, settings)
 
@@ -159,11 +164,17 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
             raise ApiError(413, "body_too_large", f"the body has {int(declared):,} bytes; the limit is "
                                                   f"{settings.max_body_bytes:,} (--max-body-bytes)")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.max_body_bytes:
-                raise ApiError(413, "body_too_large", f"the body is over the limit of {settings.max_body_bytes:,} "
-                                                      "bytes (--max-body-bytes)")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > settings.max_body_bytes:
+                    raise ApiError(413, "body_too_large", f"the body is over the limit of "
+                                                          f"{settings.max_body_bytes:,} bytes (--max-body-bytes)")
+        except ClientDisconnect:
+            if request.scope.get(READ_TIMED_OUT):
+                raise ApiError(408, "read_timeout", f"the body did not arrive within {settings.read_timeout:g} s "
+                                                    "(--read-timeout)") from None
+            raise client_closed() from None
         try:
             return jsonl.loads(bytes(body))
         except jsonl.JsonLineError as exc:
@@ -285,6 +296,9 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
     async def api_error(request: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        return await api_error(request, client_closed())  # nobody reads it; the access log and metrics count it
+
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.error("internal error on %s: %s", request.url.path, type(exc).__name__)  # no text, no traceback
         return error_response(500, "internal", "internal error; the server log has its type")
@@ -296,8 +310,14 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
         service.gate.close()
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, ApiError: api_error,
-                                                      Exception: internal_error}, lifespan=lifespan)
+                                                      ClientDisconnect: client_gone, Exception: internal_error},
+                    lifespan=lifespan)
     return AccessLog(ApiKey(app, settings.api_key), service.metrics)
+
+
+def client_closed() -> ApiError:
+    """The answer counted for a request whose client disconnected before it was ready (nobody receives it)."""
+    return ApiError(499, "client_closed", "the client disconnected before its answer was ready")
 
 
 class ApiKey:
@@ -331,6 +351,12 @@ class AccessLog:
 
     def __init__(self, app, metrics: Metrics):
         self.app, self.metrics = app, metrics
+
+    def connection_closed(self, reason: str, status: Optional[int]) -> None:
+        """Count a connection the server closed itself (connections.py) and log its answer, if it wrote one."""
+        self.metrics.connections_closed.labels(reason).inc()
+        if status is not None and access_log.isEnabledFor(logging.INFO):
+            access_log.info(json.dumps({"connection_closed": reason, "status": status}))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
