@@ -434,11 +434,50 @@ def test_a_client_gone_mid_body_is_counted_499_without_a_traceback(server):
     assert "Traceback" not in log and "internal error" not in log and "ClientDisconnect" not in log
 
 
+# ---------------------------------------------------------------- the Host header (DNS rebinding)
+
+
+def test_a_keyless_loopback_server_answers_only_loopback_host_names(server):
+    port = _port(server)
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}", "localhost"):
+        r = server.client.get("/readyz", headers={"Host": host})
+        assert r.status_code == 200, host
+    body = {"text": "아이유 노래 검색해줘."}
+    for host in (f"rebind.attacker.example:{port}", f"127.0.0.1.nip.io:{port}", "", "a b"):
+        for method, path in (("POST", "/v1/ner"), ("POST", "/"), ("GET", "/"), ("GET", "/metrics")):
+            r = server.client.request(method, path, json=body, headers={"Host": host})
+            assert r.status_code == 421, (host, path)
+            assert r.json()["error"]["code"] == "host_not_allowed" and "--allowed-hosts" in r.json()["error"]["message"]
+    # /healthz holds nothing and answers any name (probes use the pod's address)
+    assert server.client.get("/healthz", headers={"Host": f"rebind.attacker.example:{port}"}).status_code == 200
+    assert server.metric("koner_requests_total", '{route="/v1/ner",status="421"}') >= 1
+
+
+def test_allowed_hosts_replaces_the_default_and_a_key_lifts_it():
+    s = Server("--allowed-hosts", "ner.internal, 127.0.0.1,api.example:443")
+    try:
+        port = _port(s)
+        for host, status in ((f"ner.internal:{port}", 200), ("ner.internal", 200), (f"127.0.0.1:{port}", 200),
+                             ("api.example:443", 200), ("api.example:8443", 421), (f"localhost:{port}", 421)):
+            r = s.post("/v1/ner", {"text": "서울역으로 안내해줘."}, headers={"Host": host})
+            assert r.status_code == status, host
+    finally:
+        s.stop()
+    k = Server(env={"KONER_API_KEY": "s3cret-key"})  # a key: a rebinding page cannot send it, no Host check
+    try:
+        r = k.post("/v1/ner", {"text": "서울역으로 안내해줘."}, headers={**k.headers, "Host": "rebind.example"})
+        assert r.status_code == 200
+    finally:
+        k.stop()
+
+
 @pytest.mark.parametrize("args,needle", [
+    (["--allowed-hosts", " , "], "--allowed-hosts needs at least one"),
+    (["--allowed-hosts", "http://x/"], "is not a host name"),
     (["--max-connections", "0"], "--max-connections"),
     (["--read-timeout", "0"], "--read-timeout"),
 ])
-def test_bad_connection_options_are_one_line(args, needle):
+def test_bad_connection_and_host_options_are_one_line(args, needle):
     out = subprocess.run([sys.executable, "-m", "koner.cli", "serve", "--port", "0", *args], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 2 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr

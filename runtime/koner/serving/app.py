@@ -31,6 +31,7 @@ from ..decode import Decode
 from ..ner import NER
 from . import openapi, ui
 from .gate import ClientGone, Gate, Overloaded, Stopped, TimedOut
+from .hosts import AllowedHosts
 from .metrics import CONTENT_TYPE, Metrics
 
 access_log = logging.getLogger("koner.access")
@@ -52,6 +53,7 @@ class Settings:
     aggregation: str = "simple"
     decode: str = "argmax"
     ui: bool = True  # the demo page at GET /
+    allowed_hosts: Optional[AllowedHosts] = None  # None: every Host header is answered
     max_connections: int = 256  # connection limits, enforced by the connection (connections.py)
     max_header_bytes: int = 16 * 1024
     read_timeout: float = 10.0
@@ -312,12 +314,31 @@ def create_app(load: Callable[[], NER], settings: Settings) -> "AccessLog":
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, ApiError: api_error,
                                                       ClientDisconnect: client_gone, Exception: internal_error},
                     lifespan=lifespan)
-    return AccessLog(ApiKey(app, settings.api_key), service.metrics)
+    return AccessLog(HostCheck(ApiKey(app, settings.api_key), settings.allowed_hosts), service.metrics)
 
 
 def client_closed() -> ApiError:
     """The answer counted for a request whose client disconnected before it was ready (nobody receives it)."""
     return ApiError(499, "client_closed", "the client disconnected before its answer was ready")
+
+
+class HostCheck:
+    """ASGI middleware: with an allow-list, a request whose `Host` header names another host gets 421 (but
+    /healthz, which holds no data): a web page whose domain resolves to this machine (DNS rebinding) cannot use it
+    through a browser."""
+
+    def __init__(self, app, allowed: Optional[AllowedHosts]):
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope, receive, send):
+        if self.allowed is None or scope["type"] != "http" or scope["path"] == "/healthz":
+            return await self.app(scope, receive, send)
+        host = next((value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"), None)
+        if not self.allowed.allows(host):
+            resp = error_response(421, "host_not_allowed", "this server does not answer for the host in the Host "
+                                                           f"header; it answers for {self.allowed} (--allowed-hosts)")
+            return await resp(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class ApiKey:

@@ -54,6 +54,10 @@ def register(sub) -> None:
     p.add_argument("--read-timeout", type=seconds, default=10.0,
                    help="seconds a client has to send a whole request, headers and body, from its first byte (a "
                         "new connection: from opening); then 408 and the connection is closed (10)")
+    p.add_argument("--allowed-hosts", metavar="HOSTS",
+                   help="comma-separated names (any port), NAME:PORT or * that the Host header may give; others "
+                        "get 421 (default without an API key on a loopback address: localhost, 127.0.0.1, [::1] "
+                        "and the bound address; otherwise every host)")
     p.add_argument("--no-access-log", action="store_true", help="no access log lines on stderr")
     p.add_argument("--no-ui", action="store_true", help="no demo page at GET / (POST / stays the Hugging Face API)")
     p.set_defaults(run=run_serve)
@@ -157,6 +161,7 @@ def run_serve(args) -> int:
 
         from .app import Settings, create_app
         from .connections import Counts, Limits, protocol_class
+        from .hosts import BadHostEntry, allowed_hosts
     except ImportError as exc:
         print(f"koner: {SERVE_HINT} (missing: {exc.name})", file=sys.stderr)
         return exitcodes.USAGE
@@ -165,16 +170,17 @@ def run_serve(args) -> int:
 
     try:
         key = _api_key(args)
+        hosts = allowed_hosts(args.allowed_hosts, args.host, _loopback(args.host), key is not None)
         _check_model(args.model)
         _check_open_files(args.max_connections)
         sock = _bind(args.host, args.port)
-    except _Refused as exc:
+    except (_Refused, BadHostEntry) as exc:
         print(f"koner: {exc}", file=sys.stderr)
         return exitcodes.USAGE
     workers = args.workers or max(1, usable_cpus() // args.threads)
     settings = Settings(workers=workers, max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
                         max_texts=args.max_texts, max_chars=args.max_chars, timeout=args.timeout, api_key=key,
-                        aggregation=args.aggregation, decode=args.decode, ui=not args.no_ui,
+                        aggregation=args.aggregation, decode=args.decode, ui=not args.no_ui, allowed_hosts=hosts,
                         max_connections=args.max_connections, max_header_bytes=args.max_header_bytes,
                         read_timeout=args.read_timeout)
     handler = logging.StreamHandler(sys.stderr)
