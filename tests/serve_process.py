@@ -22,10 +22,16 @@ def wait_until(check, what, timeout=60.0):
 class Server:
     """A `koner serve` subprocess on an ephemeral loopback port; its stderr is collected."""
 
-    def __init__(self, *args, env=None, ready=True):
+    def __init__(self, *args, env=None, ready=True, open_files=None):
+        """`open_files`: the process's open-file limit (soft and hard), as `ulimit -n` would set it."""
+        def limit():
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.proc = subprocess.Popen([sys.executable, "-m", "koner.cli", "serve", "--port", "0", *args],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})}, preexec_fn=limit if open_files else None)
         self.lines: list[str] = []
         self._first: "queue.Queue[str]" = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -54,6 +60,10 @@ class Server:
             if n == 0:
                 self._first.put(line)
         self._first.put("")  # the process ended
+
+    def log(self):
+        """What the server has written to stderr so far."""
+        return "".join(self.lines)
 
     def metric(self, name, labels=""):
         text = self.client.get("/metrics", headers=self.headers).text

@@ -3,7 +3,9 @@ import asyncio
 import concurrent.futures
 import json
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ TEXTS = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에
          "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다.", "😀 부산 날씨 알려줘 👨‍👩‍👧"]
 LONG = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 1500  # ~50,000 characters, seconds of work
 BUSY = LONG + LONG[:45_000]  # just under the 100,000-character limit: many seconds of one slot's work
+EMPTY = " ." * 50_000  # 100,000 characters, about 75,000 tokens of windows without a single entity
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,65 @@ def server():
     s = Server()
     yield s
     s.stop()
+    assert "Traceback" not in s.log()  # no expected condition of the tests that used it printed one
+
+
+def _raw(port, data=b"", timeout=30):
+    """A raw TCP connection to the server that sends `data` at once."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+def _answer(sock):
+    """Everything the server sends until it closes the connection; None if it is still open after the socket's
+    timeout."""
+    out = b""
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return None
+    finally:
+        sock.close()
+    return out
+
+
+def _answers(socks, timeout=60):
+    """What the server sends on each connection until it closes them all; fails naming how many are still open
+    after `timeout` seconds."""
+    got = {sock: b"" for sock in socks}
+    open_ = set(socks)
+    for sock in socks:
+        sock.setblocking(False)
+    deadline = time.monotonic() + timeout
+    while open_ and time.monotonic() < deadline:
+        ready, _, _ = select.select(list(open_), [], [], 0.5)
+        for sock in ready:
+            try:
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except ConnectionResetError:
+                chunk = b""
+            if chunk:
+                got[sock] += chunk
+            else:
+                open_.discard(sock)
+    assert not open_, f"{len(open_)} of {len(socks)} connections still open after {timeout} s"
+    return [got[sock] for sock in socks]
+
+
+def _error_code(answer):
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]["code"]
+
+
+def _port(s):
+    return int(s.url.rsplit(":", 1)[1])
 
 
 def _expected(ner, text):
@@ -211,7 +273,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0():
 
 
 def test_a_client_gone_before_its_turn_costs_no_inference():
-    s = Server("--workers", "1")
+    s = Server("--workers", "1", "--timeout", "300")  # BUSY's many seconds must not reach the deadline
     try:
         queued = 'koner_cancelled_total{stage="queued"}'
         box = {}
@@ -324,3 +386,197 @@ def test_a_burst_of_slots_plus_queue_requests_is_all_admitted(slots, max_queue):
     finally:
         hold.set()
         gate.close()
+
+
+# ---------------------------------------------------------------- cancellation of texts without entities
+
+
+@pytest.mark.parametrize("ending", ["timeout", "client_left"])
+def test_a_text_without_entities_stops_at_its_next_window(ending):
+    """A long text with no entity at all still checks for cancellation between its windows: the slot is freed
+    (counted as stopped while running) and answers the next request."""
+    s = Server("--workers", "1", *(["--timeout", "1"] if ending == "timeout" else []))
+    try:
+        running = 'koner_cancelled_total{stage="running"}'
+        assert s.metric(running) == 0
+        if ending == "timeout":
+            r = s.post("/v1/ner", {"text": EMPTY})
+            assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        else:
+            with httpx.Client(base_url=s.url, timeout=30) as gone:
+                with pytest.raises(httpx.ReadTimeout):
+                    gone.post("/v1/ner", json={"text": EMPTY}, timeout=httpx.Timeout(30, read=0.5))
+        # many seconds of windows were left; the work saw its cancel flag at the next one and stopped
+        wait_until(lambda: s.metric(running) == 1, "the running work to be stopped")
+        assert s.metric("koner_in_flight") == 0 and s.metric("koner_texts_total") == 0
+        ok = s.post("/v1/ner", {"text": TEXTS[0]})
+        assert ok.status_code == 200 and ok.json()["entities"][0]["word"] == "아이유"
+        status = 504 if ending == "timeout" else 499
+        assert s.metric("koner_requests_total", f'{{route="/v1/ner",status="{status}"}}') == 1
+        assert "Traceback" not in s.log()
+    finally:
+        s.stop()
+
+
+# ---------------------------------------------------------------- a client that leaves mid-body
+
+
+def test_a_client_gone_mid_body_is_counted_499_without_a_traceback(server):
+    before_500 = server.metric("koner_requests_total", '{route="/v1/ner",status="500"}') or 0
+    sock = _raw(_port(server), b"POST /v1/ner HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 1000\r\n\r\n" + json.dumps({"text": "서울역"}).encode()[:10])
+    sock.close()  # 10 of 1,000 bytes sent, then gone
+    wait_until(lambda: server.metric("koner_requests_total", '{route="/v1/ner",status="499"}') == 1,
+               "the request to be counted as closed by the client")
+    assert (server.metric("koner_requests_total", '{route="/v1/ner",status="500"}') or 0) == before_500
+    log = server.log()
+    assert '"route": "/v1/ner", "status": 499' in log
+    assert "Traceback" not in log and "internal error" not in log and "ClientDisconnect" not in log
+
+
+# ---------------------------------------------------------------- the Host header (DNS rebinding)
+
+
+def test_a_keyless_loopback_server_answers_only_loopback_host_names(server):
+    port = _port(server)
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}", "localhost"):
+        r = server.client.get("/readyz", headers={"Host": host})
+        assert r.status_code == 200, host
+    body = {"text": "아이유 노래 검색해줘."}
+    for host in (f"rebind.attacker.example:{port}", f"127.0.0.1.nip.io:{port}", "", "a b"):
+        for method, path in (("POST", "/v1/ner"), ("POST", "/"), ("GET", "/"), ("GET", "/metrics")):
+            r = server.client.request(method, path, json=body, headers={"Host": host})
+            assert r.status_code == 421, (host, path)
+            assert r.json()["error"]["code"] == "host_not_allowed" and "--allowed-hosts" in r.json()["error"]["message"]
+    # /healthz holds nothing and answers any name (probes use the pod's address)
+    assert server.client.get("/healthz", headers={"Host": f"rebind.attacker.example:{port}"}).status_code == 200
+    assert server.metric("koner_requests_total", '{route="/v1/ner",status="421"}') >= 1
+
+
+def test_allowed_hosts_replaces_the_default_and_a_key_lifts_it():
+    s = Server("--allowed-hosts", "ner.internal, 127.0.0.1,api.example:443")
+    try:
+        port = _port(s)
+        for host, status in ((f"ner.internal:{port}", 200), ("ner.internal", 200), (f"127.0.0.1:{port}", 200),
+                             ("api.example:443", 200), ("api.example:8443", 421), (f"localhost:{port}", 421)):
+            r = s.post("/v1/ner", {"text": "서울역으로 안내해줘."}, headers={"Host": host})
+            assert r.status_code == status, host
+    finally:
+        s.stop()
+    k = Server(env={"KONER_API_KEY": "s3cret-key"})  # a key: a rebinding page cannot send it, no Host check
+    try:
+        r = k.post("/v1/ner", {"text": "서울역으로 안내해줘."}, headers={**k.headers, "Host": "rebind.example"})
+        assert r.status_code == 200
+    finally:
+        k.stop()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--allowed-hosts", " , "], "--allowed-hosts needs at least one"),
+    (["--allowed-hosts", "http://x/"], "is not a host name"),
+    (["--max-connections", "0"], "--max-connections"),
+    (["--read-timeout", "0"], "--read-timeout"),
+])
+def test_bad_connection_and_host_options_are_one_line(args, needle):
+    out = subprocess.run([sys.executable, "-m", "koner.cli", "serve", "--port", "0", *args], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_more_connections_than_the_open_file_limit_allows_are_refused_at_start():
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    out = subprocess.run([sys.executable, "-m", "koner.cli", "serve", "--port", "0", "--max-connections", "256"],
+                         capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "--max-connections 256 needs 384 open files" in out.stderr and "ulimit -n" in out.stderr
+
+
+# ---------------------------------------------------------------- connection limits
+
+
+@pytest.fixture(scope="module")
+def strict():
+    """A server with small connection limits, so the tests reach them quickly."""
+    s = Server("--max-header-bytes", "4096", "--read-timeout", "1")
+    yield s
+    s.stop()
+    assert "Traceback" not in s.log()
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_head_over_the_limit_is_answered_431_and_closed(strict, finished):
+    head = b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: " + b"a" * (1 << 20)  # 1 MiB of one header
+    try:
+        sock = _raw(_port(strict), head + (b"\r\n\r\n" if finished else b""))
+    except (BrokenPipeError, ConnectionResetError):  # the server answered and shut its side mid-send
+        pytest.fail("the server closed before the client could read its answer")
+    assert _error_code(_answer(sock)) == (431, "header_too_large")
+    ok = httpx.get(strict.url + "/readyz", headers={"X-Filler": "a" * 3000})  # under the limit: answered
+    assert ok.status_code == 200
+    assert strict.metric("koner_connections_closed_total", '{reason="header_too_large"}') >= 1
+
+
+@pytest.mark.parametrize("what", ["nothing", "a trickled header", "a trickled body"])
+def test_a_request_not_sent_in_time_is_answered_408_and_closed(strict, what):
+    sock = _raw(_port(strict))
+    if what == "a trickled header":
+        sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    elif what == "a trickled body":
+        sock.sendall(b"POST /v1/ner HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"text\": \"")
+    closed = False
+    for _ in range(300):  # a byte every 0.1 s, up to 30 s: the server must close well before
+        if what == "nothing":
+            break
+        try:
+            sock.sendall(b"a")
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        ready, _, _ = select.select([sock], [], [], 0.1)
+        if ready:
+            break
+    answer = _answer(sock)
+    assert answer is not None, "the connection was still open after 30 s"
+    if what == "nothing":
+        assert answer == b""  # nothing asked, nothing answered: just closed
+    else:
+        assert _error_code(answer) == (408, "read_timeout"), (closed, answer)
+    assert strict.metric("koner_connections_closed_total", '{reason="read_timeout"}') >= 1
+    if what == "a trickled body":  # the application saw the body cut short: 408 in its log, no traceback
+        wait_until(lambda: '"route": "/v1/ner", "status": 408' in strict.log(), "the 408 in the access log")
+
+
+def test_keep_alive_requests_are_not_cut_by_the_read_timeout(strict):
+    with httpx.Client(base_url=strict.url, timeout=30) as c:
+        for text in TEXTS[:3]:
+            assert c.post("/v1/ner", json={"text": text}).status_code == 200
+        assert c.post("/v1/ner", json={"text": LONG[:3000]}).status_code == 200
+
+
+def test_connections_beyond_the_limit_get_503_and_the_server_keeps_its_files():
+    """More idle connections than the process may open files: the ones beyond --max-connections are answered 503
+    and closed, the idle ones time out, and a normal client is served (the original server ran out of files)."""
+    s = Server("--max-connections", "64", "--read-timeout", "3", "--workers", "1", open_files=256)
+    idle = []
+    try:
+        for _ in range(400):
+            idle.append(_raw(_port(s), timeout=60))
+        # the server closes every one: beyond the limit with a 503 at once, the others after the read timeout
+        answers = _answers(idle)
+        refused = [a for a in answers if a]
+        assert refused and all(_error_code(a) == (503, "too_many_connections") for a in refused)
+        assert all(b"\r\nretry-after: 1\r\n" in a for a in refused)
+        ok = s.post("/v1/ner", {"text": TEXTS[0]})
+        assert ok.status_code == 200 and ok.json()["entities"][0]["word"] == "아이유"
+        assert s.metric("koner_connections_closed_total", '{reason="max_connections"}') == len(refused)
+        assert s.metric("koner_connections_closed_total", '{reason="read_timeout"}') == 400 - len(refused)
+        assert "Traceback" not in s.log() and "Too many open files" not in s.log()
+    finally:
+        for sock in idle:
+            sock.close()
+        s.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -29,6 +29,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 LONG_TEXT = ("windows", "pipeline")  # how a text longer than the model runs: koner's stitched windows, or the pipeline's chunks
 Labels = Union[None, str, Iterable[str]]  # entity types to keep: "PS,LC" or ["PS", "LC"]
 Merge = Union[bool, str, Iterable[str]]  # True: the measured default types; or the types to merge
+T = TypeVar("T")
 
 
 class NER:
@@ -159,16 +160,18 @@ class NER:
 
     def iter_entities(self, text: str, *, aggregation: Optional[str] = None, labels: Labels = None,
                       merge: Optional[Merge] = None, decode: Optional[str] = None, workers: Optional[int] = None,
-                      tokens: Optional[Tokens] = None) -> Iterator[Entity]:
+                      tokens: Optional[Tokens] = None, poll: Optional[Callable[[], None]] = None) -> Iterator[Entity]:
         """The entities of one text as they are found: a long text's windows run on `workers` threads.
 
-        `tokens`: `tokenize(text)`, when the caller has it already.
+        `tokens`: `tokenize(text)`, when the caller has it already. `poll`: called before each window is run
+        (a long text has many, whether or not they hold entities); what it raises stops the iteration.
         """
         how, spans = self.aggregator(aggregation, decode), self._spans(labels, merge)
         if not _check_text(text):
             return iter(())
         return refine(self._text_entities(text, self.tokenize(text) if tokens is None else tokens, how,
-                                          self.workers if workers is None else _check_workers(workers)), text, spans)
+                                          self.workers if workers is None else _check_workers(workers), poll),
+                      text, spans)
 
     def pipe(self, texts: Iterable[str], *, batch_size: int = 32, workers: Optional[int] = None,
              aggregation: Optional[str] = None, labels: Labels = None, merge: Optional[Merge] = None,
@@ -263,15 +266,19 @@ class NER:
                 results[i] = list(refine(how.entities(texts[i], t, lg), texts[i], spans))
         return results
 
-    def _text_entities(self, text: str, tokens: Tokens, how: Aggregation, workers: int) -> Iterator[Entity]:
-        """One text's entities; a text longer than the model is run window by window in bounded memory."""
+    def _text_entities(self, text: str, tokens: Tokens, how: Aggregation, workers: int,
+                       poll: Optional[Callable[[], None]] = None) -> Iterator[Entity]:
+        """One text's entities; a text longer than the model is run window by window in bounded memory
+        (`poll()` before each window)."""
         if len(tokens.ids) <= self._whole:
+            if poll is not None:
+                poll()
             yield from how.entities(text, tokens, self._run([tokens.ids])[0])
             return
         if self.long_text == "pipeline":
-            yield from self._pipeline_chunks(text, tokens, how)
+            yield from self._pipeline_chunks(text, tokens, how, poll)
             return
-        plan = win.iter_plan(tokens, self.max_length, self.overlap)
+        plan = _polled(win.iter_plan(tokens, self.max_length, self.overlap), poll)
         stitcher = win.Stitcher(len(tokens.ids))
         stream = how.stream(text, tokens)
         runs = ordered_map(lambda w: (w, self._run([w.ids])[0]), plan, workers, ahead=2 * workers)
@@ -282,11 +289,12 @@ class NER:
         yield from stream.feed(*stitcher.finish())
         yield from stream.close()
 
-    def _pipeline_chunks(self, text: str, tokens: Tokens, how: Aggregation) -> list[Entity]:
+    def _pipeline_chunks(self, text: str, tokens: Tokens, how: Aggregation,
+                         poll: Optional[Callable[[], None]] = None) -> list[Entity]:
         """A long text as the transformers pipeline runs it with `stride`: each chunk's entities, then of the
         entities that overlap the longer (on a tie, the higher score) kept, in text order."""
         found: list[Entity] = []
-        for w, chunk in win.pipeline_chunks(tokens, self._whole, self.overlap):
+        for w, chunk in _polled(win.pipeline_chunks(tokens, self._whole, self.overlap), poll):
             found += how.entities(text, chunk, self._run([w.ids])[0], base=w.start - 1)
         if not found:
             return []
@@ -324,6 +332,19 @@ class _JobFailed(Exception):
     def __init__(self, done: list[list[Entity]], error: WorkerError):
         super().__init__(str(error))
         self.done, self.error = done, error
+
+
+def _polled(items: Iterable[T], poll: Optional[Callable[[], None]]) -> Iterable[T]:
+    """`items`, with `poll()` called before each one is handed on (`items` itself when there is no `poll`)."""
+    if poll is None:
+        return items
+
+    def polled() -> Iterator[T]:
+        for item in items:
+            poll()
+            yield item
+
+    return polled()
 
 
 def _jobs(texts: Iterable[object], size: int) -> Iterator[list[tuple[int, str]]]:

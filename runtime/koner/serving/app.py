@@ -3,7 +3,8 @@
 Routes: POST /v1/ner (koner's format), POST / (Hugging Face Inference API's token-classification
 format), GET /healthz, /readyz, /metrics, /openapi.json, and the demo page (GET /, /ui.js, /ui.css) unless
 it is turned off. Every error body is {"error": {"code", "message"}}; no
-response ever carries a traceback, and the access log records sizes, status and timings, never text.
+response ever carries a traceback, and the access log records sizes, status and timings, never text. A client
+that leaves, or whose body stops arriving, is an expected event: logged with its status (499, 408), no traceback.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Callable, Optional
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse as StarletteJSON, Response
 from starlette.routing import Route
 
@@ -30,10 +31,12 @@ from ..decode import Decode
 from ..ner import NER
 from . import openapi, ui
 from .gate import ClientGone, Gate, Overloaded, Stopped, TimedOut
+from .hosts import AllowedHosts
 from .metrics import CONTENT_TYPE, Metrics
 
 access_log = logging.getLogger("koner.access")
 log = logging.getLogger("koner.serve")
+READ_TIMED_OUT = "koner.read_timed_out"  # scope key set by the connection when --read-timeout ended the body
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class Settings:
     aggregation: str = "simple"
     decode: str = "argmax"
     ui: bool = True  # the demo page at GET /
+    allowed_hosts: Optional[AllowedHosts] = None  # None: every Host header is answered
+    max_connections: int = 256  # connection limits, enforced by the connection (connections.py)
+    max_header_bytes: int = 16 * 1024
+    read_timeout: float = 10.0
 
 
 class JSONResponse(StarletteJSON):
@@ -109,18 +116,17 @@ class Service:
             raise ApiError(503, "not_ready", "the model is still loading; retry shortly", {"Retry-After": "1"})
 
         def work(cancel: threading.Event) -> tuple[list[list[dict]], int]:
-            out, tokens = [], 0
-            for text in texts:
+            def check() -> None:  # before each text and each window of the model, whatever the text holds
                 if cancel.is_set():
                     raise Stopped()
+
+            out, tokens = [], 0
+            for text in texts:
+                check()
                 toks = ner.tokenize(text)
                 tokens += len(toks.ids) - 2
-                ents = []
-                for e in ner.iter_entities(text, aggregation=aggregation, decode=decode, workers=1, tokens=toks):
-                    if cancel.is_set():
-                        raise Stopped()
-                    ents.append({**e.to_dict(), "text": e.text})
-                out.append(ents)
+                out.append([{**e.to_dict(), "text": e.text} for e in ner.iter_entities(
+                    text, aggregation=aggregation, decode=decode, workers=1, tokens=toks, poll=check)])
             return out, tokens
 
         loop = asyncio.get_running_loop()
@@ -135,7 +141,7 @@ class Service:
         except TimedOut:
             raise ApiError(504, "timeout", f"no answer within {self.settings.timeout:g} s (--timeout)") from None
         except ClientGone:
-            raise ApiError(499, "client_closed", "the client disconnected before its answer was ready") from None
+            raise client_closed() from None
         self.metrics.texts.inc(len(texts))
         self.metrics.tokens.inc(tokens)
         return results
@@ -147,7 +153,7 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
+def create_app(load: Callable[[], NER], settings: Settings) -> "AccessLog":
     """The ASGI application; `load` builds the NER object (called once, on a background thread)."""
     service = Service(load, settings)
 
@@ -160,11 +166,17 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
             raise ApiError(413, "body_too_large", f"the body has {int(declared):,} bytes; the limit is "
                                                   f"{settings.max_body_bytes:,} (--max-body-bytes)")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.max_body_bytes:
-                raise ApiError(413, "body_too_large", f"the body is over the limit of {settings.max_body_bytes:,} "
-                                                      "bytes (--max-body-bytes)")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > settings.max_body_bytes:
+                    raise ApiError(413, "body_too_large", f"the body is over the limit of "
+                                                          f"{settings.max_body_bytes:,} bytes (--max-body-bytes)")
+        except ClientDisconnect:
+            if request.scope.get(READ_TIMED_OUT):
+                raise ApiError(408, "read_timeout", f"the body did not arrive within {settings.read_timeout:g} s "
+                                                    "(--read-timeout)") from None
+            raise client_closed() from None
         try:
             return jsonl.loads(bytes(body))
         except jsonl.JsonLineError as exc:
@@ -286,6 +298,9 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
     async def api_error(request: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        return await api_error(request, client_closed())  # nobody reads it; the access log and metrics count it
+
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.error("internal error on %s: %s", request.url.path, type(exc).__name__)  # no text, no traceback
         return error_response(500, "internal", "internal error; the server log has its type")
@@ -297,8 +312,33 @@ def create_app(load: Callable[[], NER], settings: Settings) -> Starlette:
         service.gate.close()
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, ApiError: api_error,
-                                                      Exception: internal_error}, lifespan=lifespan)
-    return AccessLog(ApiKey(app, settings.api_key), service.metrics)
+                                                      ClientDisconnect: client_gone, Exception: internal_error},
+                    lifespan=lifespan)
+    return AccessLog(HostCheck(ApiKey(app, settings.api_key), settings.allowed_hosts), service.metrics)
+
+
+def client_closed() -> ApiError:
+    """The answer counted for a request whose client disconnected before it was ready (nobody receives it)."""
+    return ApiError(499, "client_closed", "the client disconnected before its answer was ready")
+
+
+class HostCheck:
+    """ASGI middleware: with an allow-list, a request whose `Host` header names another host gets 421 (but
+    /healthz, which holds no data): a web page whose domain resolves to this machine (DNS rebinding) cannot use it
+    through a browser."""
+
+    def __init__(self, app, allowed: Optional[AllowedHosts]):
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope, receive, send):
+        if self.allowed is None or scope["type"] != "http" or scope["path"] == "/healthz":
+            return await self.app(scope, receive, send)
+        host = next((value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"), None)
+        if not self.allowed.allows(host):
+            resp = error_response(421, "host_not_allowed", "this server does not answer for the host in the Host "
+                                                           f"header; it answers for {self.allowed} (--allowed-hosts)")
+            return await resp(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class ApiKey:
@@ -332,6 +372,12 @@ class AccessLog:
 
     def __init__(self, app, metrics: Metrics):
         self.app, self.metrics = app, metrics
+
+    def connection_closed(self, reason: str, status: Optional[int]) -> None:
+        """Count a connection the server closed itself (connections.py) and log its answer, if it wrote one."""
+        self.metrics.connections_closed.labels(reason).inc()
+        if status is not None and access_log.isEnabledFor(logging.INFO):
+            access_log.info(json.dumps({"connection_closed": reason, "status": status}))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

@@ -46,6 +46,18 @@ def register(sub) -> None:
                    help="default decoding (argmax: the transformers pipeline's labels; viterbi: valid BIO)")
     p.add_argument("--grace", type=seconds, default=30.0,
                    help="on SIGTERM, seconds to finish requests in flight (30)")
+    p.add_argument("--max-connections", type=positive_int, default=256,
+                   help="connections served at once, idle keep-alive ones included; one more is answered 503 and "
+                        "closed (256)")
+    p.add_argument("--max-header-bytes", type=positive_int, default=16 * 1024,
+                   help="largest request line and headers; larger is answered 431 and the connection closed (16 KiB)")
+    p.add_argument("--read-timeout", type=seconds, default=10.0,
+                   help="seconds a client has to send a whole request, headers and body, from its first byte (a "
+                        "new connection: from opening); then 408 and the connection is closed (10)")
+    p.add_argument("--allowed-hosts", metavar="HOSTS",
+                   help="comma-separated names (any port), NAME:PORT or * that the Host header may give; others "
+                        "get 421 (default without an API key on a loopback address: localhost, 127.0.0.1, [::1] "
+                        "and the bound address; otherwise every host)")
     p.add_argument("--no-access-log", action="store_true", help="no access log lines on stderr")
     p.add_argument("--no-ui", action="store_true", help="no demo page at GET / (POST / stays the Hugging Face API)")
     p.set_defaults(run=run_serve)
@@ -97,6 +109,27 @@ def _check_model(model: "str | None") -> None:
         raise _Refused(str(exc)) from None
 
 
+FILES_RESERVED = 128  # open files beside the connections: the model, logs, lingering connections (64), the runtime's
+
+
+def _check_open_files(max_connections: int) -> None:
+    """Make sure `max_connections` connections fit in this process's open-file limit, raising the soft limit up to
+    the hard one if needed; refuse a limit that cannot fit."""
+    try:
+        import resource
+    except ImportError:  # not on this platform (Windows): nothing to check
+        return
+    need = max_connections + FILES_RESERVED
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+        return
+    raise _Refused(f"--max-connections {max_connections} needs {need} open files, but this process may open at most "
+                   f"{hard} (ulimit -n); lower --max-connections to {max(1, hard - FILES_RESERVED)} or less")
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto given explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are TCP,
@@ -127,6 +160,8 @@ def run_serve(args) -> int:
         import uvicorn
 
         from .app import Settings, create_app
+        from .connections import Counts, Limits, protocol_class
+        from .hosts import BadHostEntry, allowed_hosts
     except ImportError as exc:
         print(f"koner: {SERVE_HINT} (missing: {exc.name})", file=sys.stderr)
         return exitcodes.USAGE
@@ -135,15 +170,19 @@ def run_serve(args) -> int:
 
     try:
         key = _api_key(args)
+        hosts = allowed_hosts(args.allowed_hosts, args.host, _loopback(args.host), key is not None)
         _check_model(args.model)
+        _check_open_files(args.max_connections)
         sock = _bind(args.host, args.port)
-    except _Refused as exc:
+    except (_Refused, BadHostEntry) as exc:
         print(f"koner: {exc}", file=sys.stderr)
         return exitcodes.USAGE
     workers = args.workers or max(1, usable_cpus() // args.threads)
     settings = Settings(workers=workers, max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
                         max_texts=args.max_texts, max_chars=args.max_chars, timeout=args.timeout, api_key=key,
-                        aggregation=args.aggregation, decode=args.decode, ui=not args.no_ui)
+                        aggregation=args.aggregation, decode=args.decode, ui=not args.no_ui, allowed_hosts=hosts,
+                        max_connections=args.max_connections, max_header_bytes=args.max_header_bytes,
+                        read_timeout=args.read_timeout)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     for name in ("koner.serve", "koner.access"):
@@ -163,12 +202,17 @@ def run_serve(args) -> int:
                         decode=args.decode)
 
     app = create_app(load, settings)
+    counts = Counts()
+    app.metrics.watch_connections(lambda: counts.open)
+    protocol = protocol_class(Limits(args.max_connections, args.max_header_bytes, args.read_timeout), counts,
+                              app.connection_closed)
     print(f"koner serve: listening on http://{host}:{port} ({workers} slots x {args.threads} thread(s), "
           f"queue {args.max_queue}, timeout {args.timeout:g} s{', API key required' if key else ''})",
           file=sys.stderr, flush=True)
-    # no proxy-headers middleware: koner logs no client addresses, and it costs every request a pass
+    # no proxy-headers middleware: koner logs no client addresses, and it costs every request a pass; httptools
+    # with koner's connection limits (connections.py), no WebSocket
     config = uvicorn.Config(app, lifespan="on", access_log=False, log_level="warning", proxy_headers=False,
-                            timeout_graceful_shutdown=args.grace, server_header=False)
+                            timeout_graceful_shutdown=args.grace, server_header=False, http=protocol, ws="none")
     _server_class(uvicorn)(config).run(sockets=[sock])
     return exitcodes.OK
 

@@ -4,36 +4,79 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..aggregate import STRATEGIES
-from ..decode import DECODES
+from ..aggregate import STRATEGIES, Strategy, check_decode
+from ..decode import DECODES, Decode
 
 
 def _error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+def _viterbi_works(strategy: str) -> bool:
+    try:
+        check_decode(Strategy.parse(strategy), Decode.VITERBI)
+    except ValueError:
+        return False
+    return True
+
+
+def _one_of(key: str, values: list, default: str) -> dict:
+    """An object whose `key` is one of `values`, a missing or null `key` standing for the server's `default`."""
+    if default in values:
+        return {"type": "object", "not": {"required": [key], "properties": {key: {"type": "string",
+                                                                                   "not": {"enum": values}}}}}
+    return {"type": "object", "required": [key], "properties": {key: {"enum": values}}}
+
+
+def _viterbi_rule(settings: Any, aggregation: str) -> dict:
+    """Viterbi decoding with a word-level aggregation is refused (422): the rule as a schema, for an object with the
+    fields `decode` and `aggregation` (named so)."""
+    word_level = [s for s in STRATEGIES if not _viterbi_works(s)]
+    return {"not": {"allOf": [_one_of("decode", [Decode.VITERBI.value], settings.decode),
+                              _one_of(aggregation, word_level, settings.aggregation)]}}
+
+
 def document(settings: Any, version: str, ui: bool) -> dict:
     """The OpenAPI document for a server started with `settings` (koner.serving.app.Settings)."""
     limits = (f"At most {settings.max_texts} texts and {settings.max_chars:,} characters in all per request, "
-              f"and a body of at most {settings.max_body_bytes:,} bytes (413 beyond).")
+              f"and a body of at most {settings.max_body_bytes:,} bytes (413 beyond: more texts than `maxItems`, "
+              f"a text longer than `maxLength`, or texts longer than that together).")
     key = settings.api_key is not None
+    # answered to any route by the connection itself (connections.py) or before routing (hosts.py)
+    too_many = (f"the server holds its {settings.max_connections} connections (too_many_connections; the "
+                "connection is then closed); retry after the Retry-After seconds.")
+    connection = {
+        "400": _error("The bytes are not an HTTP/1.1 request (invalid_http); the connection is closed."),
+        "408": _error(f"The request, headers and body, did not arrive within {settings.read_timeout:g} s of its "
+                      "first byte (read_timeout); the connection is closed."),
+        "431": _error(f"The request line and headers are over {settings.max_header_bytes:,} bytes "
+                      "(header_too_large); the connection is closed."),
+        "503": _error("Too many connections: " + too_many),
+    }
+    if settings.allowed_hosts is not None:
+        connection["421"] = _error(f"The Host header names a host this server does not answer for "
+                                   f"(host_not_allowed); it answers for {settings.allowed_hosts}.")
     errors = {
-        "400": _error("The body is not JSON koner can read (invalid, not UTF-8, nested too deeply)."),
+        **connection,
+        "400": _error("The body is not JSON koner can read (invalid, not UTF-8, nested too deeply), or the bytes "
+                      "are not an HTTP/1.1 request (invalid_http; the connection is closed)."),
         "413": _error(limits),
         "415": _error("The body is not sent as application/json."),
         "422": _error("Valid JSON that is not a valid request: a missing or non-string text, an unknown "
                       "aggregation or decoding, Viterbi with a word-level aggregation."),
-        "503": _error("The model is still loading (not_ready), could not be loaded (model_failed), or every slot "
-                      "is busy and the queue is full (overloaded); retry after the Retry-After seconds."),
+        "503": _error("The model is still loading (not_ready), could not be loaded (model_failed), every slot "
+                      "is busy and the queue is full (overloaded), or " + too_many),
         "504": _error(f"No answer within {settings.timeout:g} s, queue included."),
     }
     if key:
         errors["401"] = _error("No or a wrong API key; send 'Authorization: Bearer <key>'.")
+    auth = {"401": errors["401"]} if key else {}
     security = [{"bearer": []}] if key else []
     strategy = {"type": ["string", "null"], "enum": [*STRATEGIES, None], "default": settings.aggregation,
                 "description": "null or absent: the server's default"}
     decode = {"type": ["string", "null"], "enum": [*DECODES, None], "default": settings.decode,
               "description": "viterbi works with aggregation none or simple; null or absent: the server's default"}
+    viterbi = _viterbi_rule(settings, "aggregation")
     text = {"type": "string", "maxLength": settings.max_chars}
     texts = {"type": "array", "items": text, "maxItems": settings.max_texts}
     paths: dict = {
@@ -42,9 +85,9 @@ def document(settings: Any, version: str, ui: bool) -> dict:
             "operationId": "ner",
             "security": security,
             "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-                {"type": "object", "required": ["text"], "not": {"required": ["texts"]},
+                {"type": "object", "required": ["text"], "allOf": [{"not": {"required": ["texts"]}}, viterbi],
                  "properties": {"text": text, "aggregation": strategy, "decode": decode}},
-                {"type": "object", "required": ["texts"], "not": {"required": ["text"]},
+                {"type": "object", "required": ["texts"], "allOf": [{"not": {"required": ["text"]}}, viterbi],
                  "properties": {"texts": {"oneOf": [texts, text]}, "aggregation": strategy, "decode": decode}},
             ]}}}},
             "responses": {"200": {"description": "Each text's entities, in input order; every entity is the "
@@ -66,7 +109,8 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                 "type": "object", "required": ["inputs"],
                 "properties": {"inputs": {"oneOf": [text, texts]},
                                "parameters": {"type": ["object", "null"], "properties": {
-                                   "aggregation_strategy": strategy, "decode": decode}}}}}}},
+                                   "aggregation_strategy": strategy, "decode": decode},
+                                   **_viterbi_rule(settings, "aggregation_strategy")}}}}}},
             "responses": {"200": {"description": "A list of entities for a string input, a list of such lists for "
                                                  "a list input",
                                   "content": {"application/json": {"schema": {"anyOf": [  # [] is both
@@ -74,25 +118,29 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                                       {"type": "array", "items": {"$ref": "#/components/schemas/PipelineEntities"}},
                                   ]}}}},
                           **errors}}},
-        "/healthz": {"get": {"summary": "Alive (never needs the API key)", "operationId": "healthz",
-                             "security": [],
+        "/healthz": {"get": {"summary": "Alive (never needs the API key, answers for any Host)",
+                             "operationId": "healthz", "security": [],
                              "responses": {"200": {"description": "The process answers", "content": {
                                  "application/json": {"schema": {"type": "object", "required": ["status"],
-                                                                 "properties": {"status": {"const": "ok"}}}}}}}}},
+                                                                 "properties": {"status": {"const": "ok"}}}}}},
+                                           **{k: v for k, v in connection.items() if k != "421"}}}},
         "/readyz": {"get": {"summary": "Model loaded and warmed up", "operationId": "readyz", "security": security,
                             "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {
                                 "type": "object", "required": ["status", "int8_path"],
                                 "properties": {"status": {"const": "ready"}, "int8_path": {
                                     "type": "string", "description": "this CPU's int8 kernels (koner.cpu)"}}}}}},
-                                "503": _error("not_ready while the model loads, model_failed if it could not"),
-                                **({"401": errors["401"]} if key else {})}}},
+                                **connection,
+                                "503": _error("not_ready while the model loads, model_failed if it could not, or "
+                                              + too_many),
+                                **auth}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics", "security": security,
                              "responses": {"200": {"description": "The exposition text format",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}},
-                                           **({"401": errors["401"]} if key else {})}}},
+                                           **connection, **auth}}},
         "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [],
                                   "responses": {"200": {"description": "OpenAPI 3.1",
-                                                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+                                                        "content": {"application/json": {"schema": {"type": "object"}}}},
+                                                **connection}}},
     }
     if ui:
         for path, op, kind, what in (("/", "page", "text/html", "The demo page"),
@@ -100,7 +148,8 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                                      ("/ui.css", "ui_css", "text/css", "The demo page's stylesheet")):
             paths.setdefault(path, {})["get"] = {
                 "summary": what + " (never needs the API key)", "operationId": op, "security": [],
-                "responses": {"200": {"description": what, "content": {kind: {"schema": {"type": "string"}}}}}}
+                "responses": {"200": {"description": what, "content": {kind: {"schema": {"type": "string"}}}},
+                              **connection}}
     entity_common = {"score": {"type": "number", "minimum": 0, "maximum": 1}, "word": {"type": "string"},
                      "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}}
     return {
