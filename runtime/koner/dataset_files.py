@@ -13,7 +13,6 @@ becomes U+FFFD (same length: offsets hold), and the job counts the strings it ch
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from . import atomic, jsonl
 from .distributed import NERPredictor, arrow_texts, entity_record
-from .errors import KonerError
+from .errors import KonerError, OutputError
 from .tokens import encodable
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -94,17 +93,18 @@ def _data_files(folder: Path) -> list[Path]:
                   and not any(part.startswith((".", "_")) for part in f.relative_to(folder).parts))
 
 
-def check_output(path: str, overwrite: bool) -> None:
-    """Refuse an existing output unless `overwrite`, and an output whose folder does not exist."""
+def check_output(path: str, overwrite: bool, folder: bool = False) -> None:
+    """Refuse an existing output unless `overwrite`, a symlink, and an output whose folder does not exist or
+    cannot be written (`folder`: the output is a folder of part files, as the Ray and Spark engines write)."""
     if is_remote(path):
         return
     p = Path(path)
+    try:
+        atomic.check(p, "the output", folder=folder)
+    except OutputError as exc:
+        raise DatasetError(str(exc)) from None
     if p.exists() and not overwrite:
         raise DatasetError(f"{path}: already exists; remove it or pass --overwrite")
-    if not p.absolute().parent.is_dir():
-        raise DatasetError(f"{p.absolute().parent}: no such folder for the output")
-    if not os.access(p.absolute().parent, os.W_OK | os.X_OK):
-        raise DatasetError(f"{p.absolute().parent}: cannot write there; choose another output folder")
 
 
 # ---------------------------------------------------------------------------------------------- local engine
