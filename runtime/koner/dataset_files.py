@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from . import atomic, jsonl
+from . import atomic, jsonl, lines
 from .distributed import NERPredictor, arrow_texts, entity_record
 from .errors import KonerError, OutputError
 from .tokens import encodable
@@ -274,29 +274,23 @@ def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
     odd: list[int] = []
     for name in files:
         try:
-            source = open(name, encoding="utf-8", errors="surrogateescape")  # bad bytes: lone surrogates
+            source = lines.open_file(name)  # bad bytes: lone surrogates
         except OSError as exc:
             raise DatasetError(f"{name}: cannot read it ({exc.strerror})") from None
         with source:
-            try:
-                for n, line in enumerate(source, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = jsonl.loads(line)
-                    except jsonl.JsonLineError as exc:
-                        raise DatasetError(f"{name} line {n}: {exc}") from None
-                    if not isinstance(row, dict):
-                        raise DatasetError(f"{name} line {n}: not a JSON object")
-                    if ("\\" in line and _SURROGATE_ESCAPE.search(line)) or encodable(line) is not line:
-                        odd.append(len(rows))
-                    rows.append(row)
-                    where.append(f"{name} line {n}")
-                    if len(rows) == size:
-                        yield _Rows(rows, where, odd)
-                        rows, where, odd = [], [], []
-            except UnicodeDecodeError as exc:
-                raise DatasetError(f"{name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+            for rec in jsonl.read(source):
+                if rec.error is not None:
+                    raise DatasetError(f"{name} line {rec.number}: {rec.error}")
+                if not isinstance(rec.value, dict):
+                    raise DatasetError(f"{name} line {rec.number}: not a JSON object")
+                line = rec.text
+                if ("\\" in line and _SURROGATE_ESCAPE.search(line)) or encodable(line) is not line:
+                    odd.append(len(rows))
+                rows.append(rec.value)
+                where.append(f"{name} line {rec.number}")
+                if len(rows) == size:
+                    yield _Rows(rows, where, odd)
+                    rows, where, odd = [], [], []
     if rows:
         yield _Rows(rows, where, odd)
 
