@@ -21,10 +21,11 @@ def open_file(path: Union[str, "os.PathLike[str]"]) -> IO[str]:
 
 def stdin() -> IO[str]:
     """Standard input, set to be read in lines by the same rule as a file."""
-    try:
-        sys.stdin.reconfigure(encoding="utf-8", errors=ERRORS, newline="\n")
-    except (AttributeError, ValueError, io.UnsupportedOperation):  # not a text file, or already read from
-        pass
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        try:
+            sys.stdin.reconfigure(encoding="utf-8", errors=ERRORS, newline="\n")
+        except ValueError:  # already read from: it keeps what it has
+            pass
     return sys.stdin
 
 
