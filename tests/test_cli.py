@@ -99,3 +99,9 @@ def test_a_byte_order_mark_before_plain_text_is_kept_as_text():
     assert [r["line"] for r in recs] == [1, 2]
     assert recs[0]["text"] == "\ufeff아이유 노래 검색해줘."  # offsets index the line as read
     assert (recs[0]["entities"][0]["word"], recs[0]["entities"][0]["start"]) == ("아이유", 1)
+
+
+def test_a_closed_stdin_is_one_line_not_a_traceback():
+    out = subprocess.run(["bash", "-c", " ".join(KONER) + " ner <&-"], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert out.returncode == 2 and out.stderr == "koner: standard input is closed; give a text or --input FILE\n"
