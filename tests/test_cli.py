@@ -73,3 +73,35 @@ def test_invalid_utf8_on_stdin_is_answered_not_fatal():
     assert [r["line"] for r in recs] == [1, 2, 3]
     assert recs[1]["text"] == "\udcff\udcfe broken \udcc3"  # the bytes survive as escapes
     assert recs[2]["entities"][0]["word"] == "서울역"
+
+
+def test_a_byte_order_mark_before_jsonl_keeps_the_first_record(tmp_path):
+    # editors on Windows start UTF-8 files with a BOM; it is not JSON, and line 1 must not be lost to it
+    rows = [{"id": 1, "text": "아이유 노래 검색해줘."}, {"id": 2, "text": "서울역으로 안내해줘."}]
+    data = "\ufeff" + "".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows)
+    src = tmp_path / "rows.jsonl"
+    src.write_text(data, "utf-8", newline="")
+    for out in (run(["ner", "--jsonl", "--input", str(src)]), run(["ner", "--jsonl"], stdin=data)):
+        assert out.returncode == 0, out.stderr
+        recs = [json.loads(l) for l in out.stdout.splitlines()]
+        assert [r["id"] for r in recs] == [1, 2]
+        assert recs[0]["entities"][0]["word"] == "아이유" and recs[1]["entities"][0]["word"] == "서울역"
+    dst = tmp_path / "out.jsonl"
+    done = subprocess.run(KONER + ["ner-dataset", str(src), str(dst)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    recs = [json.loads(l) for l in dst.read_text("utf-8").splitlines()]
+    assert [r["id"] for r in recs] == [1, 2] and recs[0]["entities"][0]["text"] == "아이유"
+
+
+def test_a_byte_order_mark_before_plain_text_is_kept_as_text():
+    out = run(["ner"], stdin="\ufeff아이유 노래 검색해줘.\n서울역으로 안내해줘.\n")
+    recs = [json.loads(l) for l in out.stdout.splitlines()]
+    assert [r["line"] for r in recs] == [1, 2]
+    assert recs[0]["text"] == "\ufeff아이유 노래 검색해줘."  # offsets index the line as read
+    assert (recs[0]["entities"][0]["word"], recs[0]["entities"][0]["start"]) == ("아이유", 1)
+
+
+def test_a_closed_stdin_is_one_line_not_a_traceback():
+    out = subprocess.run(["bash", "-c", " ".join(KONER) + " ner <&-"], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert out.returncode == 2 and out.stderr == "koner: standard input is closed; give a text or --input FILE\n"

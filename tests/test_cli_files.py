@@ -158,7 +158,7 @@ def test_deeply_nested_and_huge_json_lines_are_reported_not_fatal(tmp_path):
     assert "deep.jsonl line 1: not valid JSON koner reads (nested too deeply); nothing was written" in line
 
 
-def test_a_fifo_or_a_symlink_as_output_is_written_through(tmp_path):
+def test_a_fifo_or_dev_stdout_as_output_is_written_through(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
@@ -166,11 +166,113 @@ def test_a_fifo_or_a_symlink_as_output_is_written_through(tmp_path):
     got, _ = reader.communicate(timeout=60)
     assert res.returncode == 0 and json.loads(got)["entities"][0]["word"] == "아이유"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not replaced by a file
-    target, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
-    target.write_text("old\n")
-    link.symlink_to(target)
-    assert run(["ner", "--output", str(link), "서울역으로 안내해줘."]).returncode == 0
-    assert link.is_symlink() and json.loads(target.read_text("utf-8"))["entities"][0]["word"] == "서울역"
+    res = run(["ner", "--output", "/dev/stdout", "서울역으로 안내해줘."])  # a symlink to this process's pipe
+    assert res.returncode == 0 and json.loads(res.stdout)["entities"][0]["word"] == "서울역"
+    out = tmp_path / "out.jsonl"  # `--output /dev/stdout > out.jsonl`: a symlink to the file stdout is open on
+    with open(out, "w") as f:
+        res = subprocess.run(KONER + ["ner", "--output", "/dev/stdout", "서울역으로 안내해줘."], stdout=f,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    assert res.returncode == 0 and json.loads(out.read_text("utf-8"))["entities"][0]["word"] == "서울역"
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's data\n")
+    os.chmod(victim, 0o600)
+    return victim
+
+
+@pytest.mark.parametrize("args", [
+    ["ner", "--output", "{out}", "아이유 노래 검색해줘."],
+    ["ner", "--format", "html", "--output", "{out}", "아이유 노래 검색해줘."],
+    ["mask", "--output", "{out}", "아이유 노래 검색해줘."],
+    ["ner-dataset", "{rows}", "{out}", "--overwrite"],
+    ["ner-dataset", "{rows}", "{out}"],
+])
+def test_a_symlink_as_output_is_refused_and_what_it_points_to_kept(tmp_path, args):
+    # in a shared folder (/tmp) another user can plant out.jsonl -> a file of yours: koner must not replace it
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"id": 1, "text": "아이유 노래 검색해줘."}, ensure_ascii=False) + "\n", "utf-8")
+    victim = _victim(tmp_path)
+    for link, target in ((tmp_path / "out.jsonl", victim), (tmp_path / "dangling.jsonl", tmp_path / "new.txt")):
+        link.symlink_to(target)
+        line = one_line_error(run([a.format(out=link, rows=rows) for a in args]))
+        assert f"{link}: is a symlink" in line
+        assert link.is_symlink() and os.readlink(link) == str(target)
+    assert victim.read_text() == "someone else's data\n" and mode(victim) == 0o600
+    assert not (tmp_path / "new.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_symlink_as_output_is_refused_by_the_python_api_too(tmp_path):
+    from koner import atomic
+    from koner.errors import OutputError
+
+    victim = _victim(tmp_path)
+    link = tmp_path / "out"
+    link.symlink_to(victim)
+    for folder in (False, True):
+        with pytest.raises(OutputError, match="is a symlink"):
+            with atomic.output_path(link, folder=folder) as tmp:
+                tmp.write_text("new")
+    assert victim.read_text() == "someone else's data\n" and link.is_symlink()
+
+
+def _owned_by_another(path: Path, file_mode: int) -> None:
+    path.write_text("old\n")
+    os.chown(path, 4321, 4322)
+    os.chmod(path, file_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("args,name", [
+    (["ner", "--input", "{src}", "--output", "{out}"], "o.jsonl"),
+    (["ner", "--format", "html", "--input", "{src}", "--output", "{out}"], "o.html"),
+    (["mask", "--input", "{src}", "--output", "{out}"], "o.txt"),
+    (["ner-dataset", "{rows}", "{out}", "--overwrite"], "o.jsonl"),
+    (["ner-dataset", "{rows}", "{out}", "--overwrite"], "o.parquet"),
+])
+def test_a_replaced_output_keeps_its_mode_and_owner(tmp_path, args, name):
+    # as root in a sticky shared folder (/tmp): another user's private output stays theirs and private
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    src, rows = tmp_path / "in.txt", tmp_path / "rows.jsonl"
+    src.write_text("\n".join(LINES) + "\n", "utf-8")
+    rows.write_text("\n".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in enumerate(LINES)),
+                    "utf-8")
+    out = shared / name
+    _owned_by_another(out, 0o600)
+    assert run([a.format(src=src, rows=rows, out=out) for a in args], umask=0o022).returncode == 0
+    st = out.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 4321, 4322)
+    assert out.read_bytes() != b"old\n"
+    assert sorted(p.name for p in shared.iterdir()) == [name]
+
+
+def test_a_replaced_output_is_never_more_open_than_the_old_one_even_while_written(tmp_path):
+    from koner import atomic
+
+    final = tmp_path / "out.jsonl"
+    final.write_text("old\n")
+    os.chmod(final, 0o640)
+    with atomic.output_text(final) as f:
+        tmp = Path(f.name)
+        assert mode(tmp) & 0o027 == 0  # no more for the group or others than the old file gives
+        f.write("new\n")
+    assert mode(final) == 0o640 and final.read_text() == "new\n"
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    os.chmod(folder, 0o700)
+    with atomic.output_path(folder, folder=True) as tmp:
+        assert mode(tmp) == 0o700
+        (tmp / "part-0.jsonl").write_text("{}\n")
+    assert mode(folder) == 0o700 and [p.name for p in folder.iterdir()] == ["part-0.jsonl"]
+    if os.geteuid() == 0:
+        os.chown(folder, 4321, 4322)
+        with atomic.output_path(folder, folder=True) as tmp:
+            pass
+        assert (folder.stat().st_uid, folder.stat().st_gid) == (4321, 4322)
 
 
 def test_an_unwritable_output_folder_or_a_full_disk_is_one_line(tmp_path):

@@ -138,3 +138,25 @@ def test_a_long_line_is_answered_whole_among_short_ones():
     ner = NER.load()
     assert recs[1]["entities"] == json.loads(json.dumps([e.to_dict(extended=True) for e in ner(long_text)]))
     assert recs[2]["entities"][0]["word"] == "아이유"
+
+
+def test_a_file_and_stdin_split_lines_alike_at_newlines_only(tmp_path):
+    # a bare CR is text (old Mac line ends, a stray \r in a field); \r\n is a line end like \n: masked output
+    # keeps one line per input line, so it lines up with side files, whether the input is a file or stdin
+    data = ("어제 김민수 씨를 만났다.\r아이유 노래 검색해줘.\n"
+            "서울역으로 안내해줘.\r\n"
+            "부산 날씨 알려줘.\n").encode("utf-8")
+    src = tmp_path / "in.txt"
+    src.write_bytes(data)
+    for verb in (["mask", "--labels", "PS"], ["ner", "--no-text"]):
+        from_file = subprocess.run(KONER + verb + ["--input", str(src)], capture_output=True, timeout=300)
+        from_stdin = subprocess.run(KONER + verb, input=data, capture_output=True, timeout=300)
+        assert from_file.returncode == from_stdin.returncode == 0, from_file.stderr
+        assert from_file.stdout == from_stdin.stdout
+        assert from_file.stdout.count(b"\n") == 3, from_file.stdout
+    masked = subprocess.run(KONER + ["mask", "--labels", "PS"], input=data, capture_output=True,
+                            timeout=300).stdout.decode("utf-8").split("\n")
+    assert masked == ["어제 [PS] 씨를 만났다.\r[PS] 노래 검색해줘.", "서울역으로 안내해줘.", "부산 날씨 알려줘.", ""]
+    recs = [json.loads(l) for l in run(["ner", "--input", str(src)]).stdout.splitlines()]
+    assert [r["text"] for r in recs] == ["어제 김민수 씨를 만났다.\r아이유 노래 검색해줘.", "서울역으로 안내해줘.",
+                                         "부산 날씨 알려줘."]

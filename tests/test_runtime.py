@@ -132,3 +132,60 @@ def test_prefused_model_loads_at_basic_level_with_the_same_answers(ner):
         assert all(abs(x.score - y.score) < 1e-5 for x, y in zip(a, b))
     with pytest.raises(ValueError, match="optimization"):
         NER.load(optimization="fast")
+
+
+def _long_texts() -> dict:
+    """Texts over LONG_TEXT_CHARS with no space near where a piece would end."""
+    import base64
+
+    syllables = "".join(map(chr, range(0xAC00, 0xAC00 + 2000)))  # 가각갂...: Hangul, no space, no punctuation
+    return {
+        "a Hangul run": syllables * 50,  # 100,000 characters: one word, longer than WordPiece allows
+        "base64": base64.b64encode(bytes(range(256)) * 150).decode(),  # 51,200 characters: + and / split it
+        "runs between CJK, a control and prose": (syllables * 20 + "中" + syllables * 20 + "\x00" + syllables * 20
+                                                  + " 어제 아이유가 서울역에서 김민수 씨를 만났다. " * 500),
+    }
+
+
+@pytest.mark.parametrize("name", list(_long_texts()))
+def test_a_long_text_without_spaces_is_tokenized_in_bounded_pieces_with_its_whole_tokens(ner, monkeypatch, name):
+    from koner.tokens import LONG_TEXT_CHARS
+
+    text = _long_texts()[name]
+    whole = ner.tokenizer._tok.encode(text)  # the tokenizer's own answer, all at once
+    real, seen = ner.tokenizer._tok, []
+
+    class Spy:
+        def __getattr__(self, attr):
+            return getattr(real, attr)
+
+        def encode(self, piece, *a, **kw):
+            seen.append(len(piece))
+            return real.encode(piece, *a, **kw)
+
+    monkeypatch.setattr(ner.tokenizer, "_tok", Spy())
+    toks = ner.tokenize(text)
+    assert toks.ids.tolist() == whole.ids
+    assert [tuple(o) for o in toks.offsets] == whole.offsets
+    assert max(seen) < LONG_TEXT_CHARS + 1024  # no piece handed to the tokenizer is longer (memory)
+
+
+def test_tokenizing_a_long_word_takes_bounded_memory():
+    # a 400,000-character word (no space): tokenized whole, the tokenizer's work grows with the word (about
+    # 60 MB here); in pieces it stays that of one piece (about 3 MB)
+    code = textwrap.dedent(f"""
+        import resource, sys
+        sys.path.insert(0, {str(ROOT / 'runtime')!r})
+        from koner.ner import DEFAULT_MODEL
+        from koner.tokens import TextTokenizer
+        tokenizer = TextTokenizer(DEFAULT_MODEL / "tokenizer.json")  # not the model, whose loading peaks higher
+        text = "".join(map(chr, range(0xAC00, 0xAC00 + 2000))) * 200
+        tokenizer.encode("아이유 노래 검색해줘.")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        toks = tokenizer.encode(text)
+        assert [(o[0], o[1]) for o in toks.offsets] == [(0, 0), (0, len(text)), (0, 0)]  # one [UNK], as whole
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) < 32 * 1024, f"peak RSS grew by {int(out.stdout) // 1024} MB"

@@ -72,7 +72,7 @@ def run_dataset(args) -> int:
         fmt_in = input_format(args.input, args.format)
         files = input_files(args.input, fmt_in)
         fmt_out = output_format(args.output, fmt_in)
-        check_output(args.output, args.overwrite)
+        check_output(args.output, args.overwrite, folder=args.engine != "local")
         predictor = NERPredictor(args.model, aggregation=args.aggregation, text_column=args.text_column,
                                  output_column=args.output_column, threads=args.workers, labels=args.labels,
                                  merge=args.merge, decode=args.decode)

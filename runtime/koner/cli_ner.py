@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional
 
-from . import atomic, exitcodes, jsonl
+from . import atomic, exitcodes, jsonl, lines
 from .aggregate import STRATEGIES
 from .decode import DECODES
 from .scheme import GROUPINGS, SCHEMES
@@ -96,25 +96,21 @@ class Item:
 
 
 def read_items(stream: Iterable[str], json_lines: bool) -> Iterator[Item]:
-    """One Item per input line (blank JSONL lines are skipped)."""
-    for n, line in enumerate(stream, 1):
-        line = line.rstrip("\n").rstrip("\r")
-        if not json_lines:
-            yield Item(n, text=line)
-            continue
-        if not line.strip():
-            continue
-        try:
-            obj = jsonl.loads(line)
-        except jsonl.JsonLineError as exc:
-            yield Item(n, error=str(exc))
-            continue
-        if not isinstance(obj, dict) or "text" not in obj:
-            yield Item(n, error="no 'text' field")
+    """One Item per input line (blank JSONL lines are skipped), split by the one line rule (`koner.lines`)."""
+    if not json_lines:
+        for n, text in enumerate(lines.read(stream), 1):
+            yield Item(n, text=text)
+        return
+    for rec in jsonl.read(stream):
+        obj = rec.value
+        if rec.error is not None:
+            yield Item(rec.number, error=str(rec.error))
+        elif not isinstance(obj, dict) or "text" not in obj:
+            yield Item(rec.number, error="no 'text' field")
         elif not isinstance(obj["text"], str):
-            yield Item(n, obj.get("id"), error=f"'text' is {type(obj['text']).__name__}, not a string")
+            yield Item(rec.number, obj.get("id"), error=f"'text' is {type(obj['text']).__name__}, not a string")
         else:
-            yield Item(n, obj.get("id"), obj["text"])
+            yield Item(rec.number, obj.get("id"), obj["text"])
 
 
 class Writer:
@@ -270,12 +266,12 @@ def _source(args) -> Iterator[Optional[IO[str]]]:
         yield None
         return
     if not args.input:
-        if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 reach the model as lone surrogates
-            sys.stdin.reconfigure(errors="surrogateescape")
-        yield sys.stdin
+        if sys.stdin is None:  # started with its standard input closed
+            raise OutputError("standard input is closed; give a text or --input FILE")
+        yield lines.stdin()  # bytes that are not UTF-8 reach the model as lone surrogates
         return
     try:
-        f = open(args.input, encoding="utf-8", errors="surrogateescape")
+        f = lines.open_file(args.input)
     except OSError as exc:
         raise OutputError(f"{args.input}: cannot read it ({exc.strerror})") from None
     with f:

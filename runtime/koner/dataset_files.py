@@ -13,7 +13,6 @@ becomes U+FFFD (same length: offsets hold), and the job counts the strings it ch
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,9 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from . import atomic, jsonl
+from . import atomic, jsonl, lines
 from .distributed import NERPredictor, arrow_texts, entity_record
-from .errors import KonerError
+from .errors import KonerError, OutputError
 from .tokens import encodable
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -94,17 +93,18 @@ def _data_files(folder: Path) -> list[Path]:
                   and not any(part.startswith((".", "_")) for part in f.relative_to(folder).parts))
 
 
-def check_output(path: str, overwrite: bool) -> None:
-    """Refuse an existing output unless `overwrite`, and an output whose folder does not exist."""
+def check_output(path: str, overwrite: bool, folder: bool = False) -> None:
+    """Refuse an existing output unless `overwrite`, a symlink, and an output whose folder does not exist or
+    cannot be written (`folder`: the output is a folder of part files, as the Ray and Spark engines write)."""
     if is_remote(path):
         return
     p = Path(path)
+    try:
+        atomic.check(p, "the output", folder=folder)
+    except OutputError as exc:
+        raise DatasetError(str(exc)) from None
     if p.exists() and not overwrite:
         raise DatasetError(f"{path}: already exists; remove it or pass --overwrite")
-    if not p.absolute().parent.is_dir():
-        raise DatasetError(f"{p.absolute().parent}: no such folder for the output")
-    if not os.access(p.absolute().parent, os.W_OK | os.X_OK):
-        raise DatasetError(f"{p.absolute().parent}: cannot write there; choose another output folder")
 
 
 # ---------------------------------------------------------------------------------------------- local engine
@@ -274,29 +274,23 @@ def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
     odd: list[int] = []
     for name in files:
         try:
-            source = open(name, encoding="utf-8", errors="surrogateescape")  # bad bytes: lone surrogates
+            source = lines.open_file(name)  # bad bytes: lone surrogates
         except OSError as exc:
             raise DatasetError(f"{name}: cannot read it ({exc.strerror})") from None
         with source:
-            try:
-                for n, line in enumerate(source, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = jsonl.loads(line)
-                    except jsonl.JsonLineError as exc:
-                        raise DatasetError(f"{name} line {n}: {exc}") from None
-                    if not isinstance(row, dict):
-                        raise DatasetError(f"{name} line {n}: not a JSON object")
-                    if ("\\" in line and _SURROGATE_ESCAPE.search(line)) or encodable(line) is not line:
-                        odd.append(len(rows))
-                    rows.append(row)
-                    where.append(f"{name} line {n}")
-                    if len(rows) == size:
-                        yield _Rows(rows, where, odd)
-                        rows, where, odd = [], [], []
-            except UnicodeDecodeError as exc:
-                raise DatasetError(f"{name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+            for rec in jsonl.read(source):
+                if rec.error is not None:
+                    raise DatasetError(f"{name} line {rec.number}: {rec.error}")
+                if not isinstance(rec.value, dict):
+                    raise DatasetError(f"{name} line {rec.number}: not a JSON object")
+                line = rec.text
+                if ("\\" in line and _SURROGATE_ESCAPE.search(line)) or encodable(line) is not line:
+                    odd.append(len(rows))
+                rows.append(rec.value)
+                where.append(f"{name} line {rec.number}")
+                if len(rows) == size:
+                    yield _Rows(rows, where, odd)
+                    rows, where, odd = [], [], []
     if rows:
         yield _Rows(rows, where, odd)
 

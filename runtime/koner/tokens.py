@@ -13,8 +13,14 @@ from tokenizers import Tokenizer
 from .errors import TokenizerError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Texts longer than this are tokenized in pieces cut at spaces, into compact arrays (see `encode`).
+# Texts longer than this are tokenized in pieces of about this many characters, into compact arrays (see `encode`).
 LONG_TEXT_CHARS = 1 << 15
+# Characters next to which a space-splitting pre-tokenizer may split a text (more than it does: each cut next
+# to one is checked with the tokenizer itself): anything but letters and digits, and CJK ideographs, which
+# BERT's normalizer sets apart as words of their own.
+_MAY_SPLIT = re.compile("[^\\w]|_|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_REACH = 512  # how far past a piece's size a cut is looked for before one is made inside a word
+_TRIES = 32  # cuts checked with the tokenizer per piece, each way
 
 
 def encodable(text: str) -> str:
@@ -125,6 +131,8 @@ class TextTokenizer:
         _check_normalizer(path, normalizer_flags(spec), lowercase)
         # BERT's pre-tokenizer never joins across a space, so a long text may be tokenized piece by piece
         self._splits_at_spaces = pre_spec.get("type") in ("BertPreTokenizer", "Whitespace", "WhitespaceSplit")
+        # WordPiece makes a word longer than this one unknown token: two such halves of a word join into one
+        self._max_word = model_spec.get("max_input_chars_per_word") if model_spec.get("type") == "WordPiece" else None
         self.path = path
         self.vocab_size = _vocab_size(self._tok)
         self.unk_id = unk_id if unk_id is not None else _unk_id(self._tok, model_spec)
@@ -168,14 +176,34 @@ class TextTokenizer:
         return Tokens(ids=ids, offsets=enc.offsets, special=np.asarray(enc.special_tokens_mask, dtype=bool),
                       strings=TokenStrings(ids, self._tok.id_to_token))
 
-    def _encode_long(self, text: str) -> Tokens:
-        """Tokens of a long text, tokenized in pieces cut at spaces (the same tokens as whole), as arrays."""
+    def _encode_long(self, text: str, size: int = LONG_TEXT_CHARS) -> Tokens:
+        """Tokens of a long text, tokenized in pieces of about LONG_TEXT_CHARS characters, as arrays.
+
+        Each cut lies where the tokenizer's pre-tokenizer splits the text anyway (a space, punctuation), checked
+        with the tokenizer, so the tokens are the ones of the whole text and memory stays bounded. Where no such
+        place is near (a run of letters longer than a piece), the cut lies inside a word: WordPiece makes such
+        a word (longer than its `max_input_chars_per_word`) one unknown token, and the unknown tokens of its
+        two halves are joined into that one token again.
+        """
         ids = [np.array([self.cls_id], np.int64)]
         offsets = [np.zeros((1, 2), np.int64)]
-        for start, end in _pieces(text, LONG_TEXT_CHARS):
+        join = False  # the last cut lies inside a word, and the piece before it ends in that word's unknown token
+        for start, end, inside in self._pieces(text, size):
             enc = self._tok.encode(text[start:end], add_special_tokens=False)
-            ids.append(np.asarray(enc.ids, np.int64))
-            offsets.append(np.asarray(enc.offsets, np.int64).reshape(-1, 2) + start)
+            piece_ids = np.asarray(enc.ids, np.int64)
+            piece_offsets = np.asarray(enc.offsets, np.int64).reshape(-1, 2) + start
+            del enc
+            if not len(piece_ids):
+                join = False
+                continue
+            last = self._long_unknown(text, piece_ids[-1], *piece_offsets[-1])
+            if join and self._long_unknown(text, piece_ids[0], *piece_offsets[0]):
+                offsets[-1][-1, 1] = piece_offsets[0, 1]  # the word's two halves: one unknown token, as whole
+                piece_ids, piece_offsets = piece_ids[1:], piece_offsets[1:]
+            join = inside and last
+            if len(piece_ids):
+                ids.append(piece_ids)
+                offsets.append(piece_offsets)
         ids.append(np.array([self.sep_id], np.int64))
         offsets.append(np.zeros((1, 2), np.int64))
         all_ids = np.concatenate(ids)
@@ -183,26 +211,82 @@ class TextTokenizer:
         special[[0, -1]] = True
         return Tokens(all_ids, OffsetArray(np.concatenate(offsets)), special, TokenStrings(all_ids, self._tok.id_to_token))
 
+    def _long_unknown(self, text: str, token: int, start: int, end: int) -> bool:
+        """True when a token is WordPiece's unknown token for a word (part) longer than a word may be."""
+        return token == self.unk_id and self._long(text[start:end])
+
+    def _long(self, word: str) -> bool:
+        """True when a word (part) has more characters than WordPiece takes in a word, once normalized."""
+        if self._max_word is None:
+            return False
+        normalizer = self._tok.normalizer
+        return len(normalizer.normalize_str(word) if normalizer is not None else word) > self._max_word
+
+    def _pieces(self, text: str, size: int) -> Iterator[tuple[int, int, bool]]:
+        """(start, end, inside) pieces of at most `size` + `_REACH` characters that cover `text`; `inside`: the
+        cut at `end` lies inside a word too long for WordPiece on both sides (see `_inside_long_word`)."""
+        pos, n = 0, len(text)
+        while n - pos > size:
+            end = pos + size
+            cut = next((c for c in _cuts(text, end, pos + size // 2, -1) if self._splits_at(text, c)), None)
+            if cut is None:
+                cut = next((c for c in _cuts(text, end + 1, end + _REACH, 1) if self._splits_at(text, c)), None)
+            if cut is not None:
+                yield pos, cut, False
+                pos = cut
+                continue
+            # a run of letters: cut inside a long word; where none is found either, tokens may differ at the cut
+            step = max(1, size // 2 // _TRIES)
+            cut = next((c for c in range(end, pos + size // 2, -step) if self._inside_long_word(text, pos, c)), None)
+            yield pos, end if cut is None else cut, cut is not None
+            pos = end if cut is None else cut
+        yield pos, n, False
+
+    def _inside_long_word(self, text: str, start: int, cut: int) -> bool:
+        """True when `cut` lies inside one word with more than WordPiece's `max_input_chars_per_word` characters
+        on each side of it (on its left, after `start`, where its piece starts): tokenized in pieces there, each
+        half is one unknown token, and the two are joined into the whole word's."""
+        if self._max_word is None:
+            return False
+        lo = max(start, cut - 4 * self._max_word)
+        part = text[lo:cut + 4 * self._max_word]
+        enc = self._tok.encode(part, add_special_tokens=False)
+        at = cut - lo
+        for token, (first, end) in zip(enc.ids, enc.offsets):
+            if first < at < end:  # the word around the cut (as far as `part` shows it)
+                return token == self.unk_id and self._long(part[first:at]) and self._long(part[at:end])
+        return False
+
+    def _splits_at(self, text: str, cut: int) -> bool:
+        """True when the tokenizer ends a word at `cut`: tokenized in two pieces there, the text has its tokens."""
+        lo = max(0, cut - 16)
+        enc = self._tok.encode(text[lo:cut + 16], add_special_tokens=False)
+        at, before, after = cut - lo, None, None
+        for (start, end), word in zip(enc.offsets, enc.word_ids):
+            if start < at < end:
+                return False
+            if end <= at:
+                before = word
+            elif after is None:
+                after = word
+        return before is not None and after is not None and before != after
+
     def join(self, pieces: list[str]) -> str:
         """Tokens back to a string, as transformers' `convert_tokens_to_string` does."""
         pieces = [encodable(p) for p in pieces]
         return self.decoder.decode(pieces) if self.decoder is not None else " ".join(pieces)
 
 
-def _pieces(text: str, size: int) -> Iterator[tuple[int, int]]:
-    """(start, end) pieces of about `size` characters that cover `text`, each cut just after a space or newline."""
-    pos, n = 0, len(text)
-    while pos < n:
-        end = pos + size
-        if end >= n:
-            yield pos, n
-            return
-        cut = max(text.rfind(" ", pos + size // 2, end), text.rfind("\n", pos + size // 2, end))
-        if cut < 0:  # no space in the second half: the next one after it, or the rest of the text
-            later = [c for c in (text.find(" ", end), text.find("\n", end)) if c >= 0]
-            cut = min(later) if later else n - 1
-        yield pos, cut + 1
-        pos = cut + 1
+def _cuts(text: str, first: int, last: int, step: int) -> Iterator[int]:
+    """Places from `first` to `last` (either way: `step` 1 or -1) next to a character a pre-tokenizer may split
+    at, nearest `first` first; at most `_TRIES` of them."""
+    lo, hi = (first, last) if step > 0 else (last, first)
+    lo, hi = max(lo, 1), min(hi, len(text) - 1)
+    if lo > hi:
+        return
+    found = {c for m in _MAY_SPLIT.finditer(text, lo - 1, hi + 1) for c in (m.start(), m.start() + 1)
+             if lo <= c <= hi}
+    yield from sorted(found, reverse=step < 0)[:_TRIES]
 
 
 def _vocab_size(tok: Tokenizer) -> int:
