@@ -38,7 +38,7 @@ def test_a_broken_manifest_is_a_manifest_error(model_copy, kind):
 
 
 @pytest.mark.parametrize("kind", BROKEN)
-@pytest.mark.parametrize("verb", ["ner", "serve", "ner-dataset"])
+@pytest.mark.parametrize("verb", ["ner", "serve", "ner-dataset", "check"])
 def test_every_command_reports_a_broken_manifest_in_one_line(model_copy, tmp_path, kind, verb):
     if verb == "serve":
         pytest.importorskip("uvicorn")
