@@ -226,8 +226,9 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         from .scheme import SCHEMES
 
         if not isinstance(scheme, str) or scheme not in SCHEMES:
-            raise ManifestError(path, f"'scheme' is {_show(scheme)}, not one of {', '.join(SCHEMES)}; re-export "
-                                      "the model with this koner's `koner export`")
+            shown = repr(scheme) if isinstance(scheme, str) else _show(scheme)
+            raise ManifestError(path, f"'scheme' is {shown}, not one of {', '.join(SCHEMES)}; re-export the model "
+                                      "with this koner's `koner export`")
     arch = raw.get("architecture")
     if arch is not None and not isinstance(arch, dict):
         raise ManifestError(path, "'architecture' must be an object; re-export the model with `koner export`")
