@@ -119,6 +119,16 @@ def test_a_near_tie_flip_is_reported_but_passes(model_copy):
     assert strict.returncode == 1 and "decisive flips: 1 " in strict.stdout
 
 
+def test_a_model_that_does_not_load_is_damage(model_copy):
+    manifest = json.loads((model_copy / "koner.json").read_text("utf-8"))
+    manifest["max_length"] = 4096
+    (model_copy / "koner.json").write_text(json.dumps(manifest), "utf-8")
+    out = check(str(model_copy))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "files verified: 4 of 4" in out.stdout and "koner.json: max_length is 4,096 but the position table" \
+        in out.stdout and "Traceback" not in out.stderr
+
+
 def test_an_unreadable_check_set_is_damage(model_copy):
     (model_copy / CHECK_FILE).write_text("[" * 100_000, "utf-8")
     rehash(model_copy)

@@ -119,6 +119,7 @@ class CheckReport:
     folder: Path
     int8_path: str
     files: list[str] = field(default_factory=list)  # verified: size and sha256 as koner.json records
+    checked: int = 0  # files looked at: every file koner.json records, the model, its weights and tokenizer
     damaged: list[str] = field(default_factory=list)  # one message per damaged, missing or outside file
     has_check_set: bool = False
     exported_on: Optional[str] = None  # the export machine's int8 path
@@ -152,8 +153,7 @@ class CheckReport:
         """The report as `koner check` prints it."""
         out = [f"model: {self.folder}", f"int8 path: {self.int8_path}" +
                (f" (the check set was recorded on {self.exported_on})" if self.exported_on else "")]
-        total = len(self.files) + len(self.damaged)
-        out.append(f"files verified: {len(self.files)} of {total} (size and sha256 as koner.json records, inside "
+        out.append(f"files verified: {len(self.files)} of {self.checked} (size and sha256 as koner.json records, inside "
                    "the folder)" + (f": {', '.join(self.files)}" if self.files else ""))
         out += [f"damaged: {d}" for d in self.damaged]
         if self.damaged:
@@ -189,8 +189,9 @@ class CheckReport:
 def check_model(folder: Union[str, Path, None] = None, *, tie_margin: float = TIE_MARGIN) -> CheckReport:
     """Verify a model folder's files and run its check set on this CPU (None: the bundled model).
 
-    A folder that is no koner folder at all (missing, no readable koner.json) raises its KonerError; damaged
-    or missing files are listed in `damaged` instead, and no sentence runs.
+    A folder that is no koner folder at all (missing, no readable koner.json) raises its KonerError; damaged,
+    missing or outside files and a model that does not load are listed in `damaged` instead, and no sentence
+    runs.
     """
     from .cpu import int8_path
     from .errors import ModelNotFoundError
@@ -205,7 +206,7 @@ def check_model(folder: Union[str, Path, None] = None, *, tie_margin: float = TI
     report = CheckReport(folder=path, int8_path=int8_path(), tie_margin=tie_margin)
     files = FolderFiles(path, manifest, remember=False)
     report.damaged = [str(exc) for exc in files.check_all()]
-    report.files = list(files.verified)
+    report.files, report.checked = list(files.verified), files.checked
     check_file = manifest.check_file
     if report.damaged or check_file is None:
         return report
@@ -214,7 +215,11 @@ def check_model(folder: Union[str, Path, None] = None, *, tie_margin: float = TI
     except ModelFileError as exc:
         report.damaged.append(str(exc))
         return report
-    ner = NER.load(path, threads=1, workers=1, aggregation="simple")
+    try:  # the load's own checks: max_length and token ids within the graph's tables, labels, onnxruntime
+        ner = NER.load(path, threads=1, workers=1, aggregation="simple")
+    except ModelFileError as exc:
+        report.damaged.append(str(exc))
+        return report
     report.has_check_set, report.exported_on = True, check_set.int8_path
     report.sentences = len(check_set.sentences)
     labels = ner.labels

@@ -55,6 +55,7 @@ class FolderFiles:
         self.manifest = manifest
         self.facts = FileFacts() if remember else None
         self.verified: list[str] = []  # names whose size and sha256 matched koner.json
+        self.checked = 0  # files `check_all` looked at
 
     def path(self, name: str, *, what: str = "file") -> Path:
         """`folder/name` once it is known to stay in the folder; its size and sha256 checked where recorded.
@@ -139,6 +140,7 @@ class FolderFiles:
         names = list(dict.fromkeys([self.manifest.model_file, self.manifest.tokenizer_file,
                                     *([self.manifest.data_file] if self.manifest.data_file else []),
                                     *self.manifest.files]))
+        self.checked = len(names)
         for name in names:
             try:
                 if name == self.manifest.model_file:
