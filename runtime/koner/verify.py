@@ -79,8 +79,13 @@ class FolderFiles:
             if size != record.bytes:
                 raise DamagedFileError(path, f"has {size:,} bytes but koner.json records {record.bytes:,}: the file "
                                              f"is truncated or from another export; {_REEXPORT}")
-            hashed: list[str] = []
-            digest = self._fact(path, "sha256", lambda: hashed.append(sha256(path)) or hashed[0])
+            hashed: list[str] = []  # empty when the digest below was remembered, not computed now
+
+            def digest_now() -> str:
+                hashed.append(sha256(path))
+                return hashed[-1]
+
+            digest = self._fact(path, "sha256", digest_now)
             if digest != record.sha256 and not hashed and self.facts is not None:  # never refuse on a remembered one
                 self.facts.forget(path)
                 digest = self._fact(path, "sha256", lambda: sha256(path))
