@@ -23,24 +23,36 @@ def build_check_set(ckpt, folder: Path, *, corpus: Optional[Path] = None, senten
                     model_file: Optional[str] = None) -> list[CheckSentence]:
     """Answer `sentences` corpus texts (one model window each, every category kept) with the folder's model
     and with PyTorch; `model_file` names another .onnx of the folder."""
+    import torch
+
     ner = NER.load(folder, threads=1, workers=1, aggregation="simple", model_file=model_file)
     rows = [r for r in read_jsonl(corpus or PARITY_CORPUS) if r["text"].strip()]
     fitting = [r for r in rows if len(ner.tokenize(r["text"]).ids) <= ner.max_length]
     out = []
-    for r in sample_rows(fitting, sentences, seed=0):
-        tokens = ner.tokenize(r["text"])
-        ids = tokens.ids[None, :]
-        mask = np.ones_like(ids)
-        int8 = ner.session.run(ids, mask)[0].argmax(-1)
-        ref = torch_logits(ckpt.model, ids, mask)[0]
-        top = ref.argmax(-1)
-        margins = ref[np.arange(len(top)), top][:, None] - ref  # PyTorch's own label over each label, >= 0
-        close = {(int(t), int(lab)): float(margins[t, lab]) for t, lab in zip(*np.nonzero(margins < CLOSE_MARGIN))
-                 if lab != top[t]}
-        entities = tuple((e.label, e.start, e.end) for e in ner(r["text"]))
-        out.append(CheckSentence(r["text"], tuple(int(i) for i in tokens.ids), entities,
-                                 tuple(int(x) for x in int8), tuple(int(x) for x in top), close))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # short sentences one at a time: on a busy 2-core machine 2 threads took 14x the CPU
+    try:
+        for r in sample_rows(fitting, sentences, seed=0):
+            out.append(_answer(ckpt, ner, r["text"]))
+    finally:
+        torch.set_num_threads(threads)
     return out
+
+
+def _answer(ckpt, ner: NER, text: str) -> CheckSentence:
+    """One sentence as the check set records it."""
+    tokens = ner.tokenize(text)
+    ids = tokens.ids[None, :]
+    mask = np.ones_like(ids)
+    int8 = ner.session.run(ids, mask)[0].argmax(-1)
+    ref = torch_logits(ckpt.model, ids, mask)[0]
+    top = ref.argmax(-1)
+    margins = ref[np.arange(len(top)), top][:, None] - ref  # PyTorch's own label over each label, >= 0
+    close = {(int(t), int(lab)): float(margins[t, lab]) for t, lab in zip(*np.nonzero(margins < CLOSE_MARGIN))
+             if lab != top[t]}
+    entities = tuple((e.label, e.start, e.end) for e in ner(text))
+    return CheckSentence(text, tuple(int(i) for i in tokens.ids), entities, tuple(int(x) for x in int8),
+                         tuple(int(x) for x in top), close)
 
 
 def write_for(ckpt, folder: Path, *, corpus: Optional[Path] = None) -> Path:
