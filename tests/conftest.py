@@ -39,6 +39,20 @@ def model_copy(tmp_path) -> Path:
     return dst
 
 
+def rehash(folder: Path) -> None:
+    """Record the files of a model folder as they are now in its koner.json (sha256 and size), as an export
+    would: a test that edits a file on purpose then reaches the check after the hash check."""
+    import hashlib
+    import json
+
+    path = folder / "koner.json"
+    manifest = json.loads(path.read_text("utf-8"))
+    for name, rec in manifest["files"].items():
+        data = (folder / name).read_bytes()
+        rec.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    path.write_text(json.dumps(manifest, ensure_ascii=False), "utf-8")
+
+
 def table_texts() -> list:
     """500 rows for the batch-engine tests: 497 real Korean sentences (KLUE via konec-dev), a null, an empty
     string and a text of about 3,000 characters (news and review sentences joined)."""

@@ -66,6 +66,31 @@ def test_export_records_the_graph_inputs_scheme_and_position_table(exported):
     assert set(ner.session.input_names) == set(inputs)
 
 
+def test_the_graph_tables_are_found_and_max_length_checked_against_them(exported):
+    """The position table is read from each graph (RoBERTa's 514 rows hold 512 tokens; DeBERTa-v2 has relative
+    positions only), and a max_length beyond it is refused at load for the int8 and the fp32 graph alike."""
+    from koner import PositionTableError
+    from koner.onnxfile import read_graph
+
+    arch, _, out, manifest = exported
+    rows = {"roberta": 514, "xlm-roberta": 514, "deberta-v2": None}.get(arch, 512)
+    for name in ("model.onnx", "model-fp32.onnx"):
+        info = read_graph(out / name)
+        assert info.position_rows == rows and info.word_rows == manifest["tokenizer"]["embedding_rows"]
+    NER.load(out)
+    doc = json.loads((out / "koner.json").read_text("utf-8"))
+    (out / "koner.json").write_text(json.dumps({**doc, "max_length": 513}), "utf-8")
+    try:
+        if rows is None:
+            NER.load(out)
+        else:
+            with pytest.raises(PositionTableError, match="max_length is 513 but the position table of model.onnx "
+                                                         "holds 512 tokens"):
+                NER.load(out)
+    finally:
+        (out / "koner.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+
+
 def test_fp32_entities_equal_the_pipelines_for_every_strategy(exported):
     """Texts of every kind, and one with an added special token the tokenizer strips a space from (`<mask>`)."""
     import warnings

@@ -27,7 +27,9 @@ def test_int8_export_is_small_and_loads(export_dir):
                                   for i in range(31)]
     assert manifest["export"]["validation_max_abs_logit_diff"] <= 1e-4
     assert manifest["quantization"]["weight_type"] == "int8"
-    assert set(manifest["files"]) == {"model.onnx", "model.onnx.data", "model-fp32.onnx", "tokenizer.json"}
+    assert set(manifest["files"]) == {"model.onnx", "model.onnx.data", "model-fp32.onnx", "tokenizer.json",
+                                      "check-set.json"}
+    assert manifest["architecture"]["position_offset"] == 0
     assert manifest["source"]["files"]["model.safetensors"]
     # the file already holds onnxruntime's fused int8 MatMuls, so sessions start without re-fusing the graph
     assert manifest["export"]["graph_optimization"] == "extended"
@@ -238,6 +240,20 @@ def test_external_weights_and_new_defaults_answer_as_the_embedded_model_on_old_d
     for a, b in zip(new.batch(sample), old.batch(sample)):
         assert [(e.label, e.start, e.end, e.word) for e in a] == [(e.label, e.start, e.end, e.word) for e in b]
         assert all(abs(x.score - y.score) < 1e-5 for x, y in zip(a, b))
+
+
+def test_export_records_a_check_set_that_koner_check_passes_here(export_dir):
+    """The check set holds 40 parity-corpus sentences with PyTorch's labels and margins; on the export machine
+    `koner check` finds every entity list identical and no decisive flip."""
+    from koner.manifest import CHECK_FILE
+
+    doc = json.loads((export_dir / CHECK_FILE).read_text("utf-8"))
+    assert len(doc["sentences"]) == 40 and doc["int8_path"]
+    assert all(len(s["ids"]) == len(s["int8"]) == len(s["pytorch"]) for s in doc["sentences"])
+    assert all(0 < m < 1.0 for s in doc["sentences"] for _, _, m in s["close"])
+    out = koner("check", str(export_dir))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "files verified: 5 of 5" in out.stdout and "identical entity lists: 40 of 40" in out.stdout
 
 
 def test_export_writes_page_aligned_external_weights(export_dir):

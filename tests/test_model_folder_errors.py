@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from koner import (NER, LabelMismatchError, ManifestError, ModelNotFoundError, OnnxModelError, TokenizerError,
-                   VocabularyMismatchError)
+from conftest import rehash
+from koner import (NER, DamagedFileError, LabelMismatchError, ManifestError, ModelNotFoundError, OnnxModelError,
+                   TokenizerError, VocabularyMismatchError)
 
 
 def test_missing_folder(tmp_path):
@@ -27,7 +28,17 @@ def test_invalid_manifest_json(model_copy):
 def test_truncated_model(model_copy):
     data = (model_copy / "model.onnx").read_bytes()
     (model_copy / "model.onnx").write_bytes(data[: len(data) // 3])
-    with pytest.raises(OnnxModelError, match="model.onnx: onnxruntime cannot load it"):
+    with pytest.raises(DamagedFileError, match=r"model.onnx: has 24,589 bytes but koner.json records 73,769"):
+        NER.load(model_copy)
+    rehash(model_copy)  # a manifest that agrees with the cut file: the graph itself is refused
+    with pytest.raises(OnnxModelError, match="model.onnx: is not an ONNX model"):
+        NER.load(model_copy)
+
+
+def test_a_model_onnxruntime_cannot_load_is_named(model_copy):
+    (model_copy / "model.onnx").write_bytes(b"")  # an empty protobuf message: a model without a graph
+    rehash(model_copy)
+    with pytest.raises(OnnxModelError, match="model.onnx: .*the file may be truncated"):
         NER.load(model_copy)
 
 
@@ -47,6 +58,7 @@ def test_accent_stripping_tokenizer_is_refused(model_copy):
     spec = json.loads((model_copy / "tokenizer.json").read_text("utf-8"))
     spec["normalizer"]["strip_accents"] = True
     (model_copy / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), "utf-8")
+    rehash(model_copy)
     with pytest.raises(TokenizerError, match="jamo"):
         NER.load(model_copy)
 
@@ -56,7 +68,9 @@ def test_tokenizer_larger_than_the_embedding_table(model_copy):
     for k in range(200):
         spec["model"]["vocab"][f"새토큰{k}"] = 35000 + k
     (model_copy / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), "utf-8")
-    with pytest.raises(VocabularyMismatchError, match="tokenizer.json: has 35200 tokens"):
+    rehash(model_copy)
+    with pytest.raises(VocabularyMismatchError, match="tokenizer.json: has token id 35,199 but the embedding table "
+                                                      "of model.onnx has 35,000 rows"):
         NER.load(model_copy)
 
 
@@ -112,5 +126,265 @@ def test_truncated_weights_file_is_named(model_copy):
     path = model_copy / "model.onnx.data"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 4096])
-    with pytest.raises(OnnxModelError, match=r"model.onnx.data: has [\d,]+ bytes but koner.json records"):
+    with pytest.raises(DamagedFileError, match=r"model.onnx.data: has [\d,]+ bytes but koner.json records"):
         NER.load(model_copy)
+
+
+# --- the bytes export wrote: sizes and sha256 checked at load, remembered per file --------------------------------
+
+def _flip(path, count, seed=0):
+    """Invert `count` bytes of a file at random places, as a bad disk or a broken copy would."""
+    import random
+
+    data = bytearray(path.read_bytes())
+    for i in random.Random(seed).sample(range(len(data)), count):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_in_the_weights_are_named_at_load(model_copy):
+    _flip(model_copy / "model.onnx.data", 200_000)
+    with pytest.raises(DamagedFileError, match=r"model.onnx.data: is not the file export wrote \(its sha256 differs "
+                                               r"from the one koner.json records\).*re-copy the whole model folder"):
+        NER.load(model_copy)
+
+
+def test_a_garbage_weights_file_is_blamed_on_itself_not_on_the_tokenizer(model_copy):
+    import random
+
+    path = model_copy / "model.onnx.data"
+    path.write_bytes(random.Random(1).randbytes(path.stat().st_size))
+    with pytest.raises(DamagedFileError, match="model.onnx.data: is not the file export wrote"):
+        NER.load(model_copy)
+
+
+def test_an_edited_tokenizer_is_named(model_copy):
+    path = model_copy / "tokenizer.json"
+    data = path.read_bytes()
+    assert data.count(b'"lowercase": false') == 1
+    path.write_bytes(data.replace(b'"lowercase": false', b'"lowercase": true '))  # same size, another tokenizer
+    with pytest.raises(DamagedFileError, match="tokenizer.json: is not the file export wrote"):
+        NER.load(model_copy)
+
+
+def test_a_folder_is_hashed_once_then_remembered_until_a_file_changes(model_copy, tmp_path, monkeypatch):
+    import koner.verify
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    hashed = []
+    real = koner.verify.sha256
+    monkeypatch.setattr(koner.verify, "sha256", lambda p: hashed.append(p.name) or real(p))
+    NER.load(model_copy)
+    assert sorted(hashed) == ["model.onnx", "model.onnx.data", "tokenizer.json"]
+    assert (tmp_path / "cache" / "koner" / "file-facts.json").is_file()
+    hashed.clear()
+    ner = NER.load(model_copy)  # a new NER, as a new process would load it: nothing hashed again
+    assert hashed == [] and [(e.label, e.text) for e in ner("서울역으로 안내해줘.")] == [("LC", "서울역")]
+    _flip(model_copy / "model.onnx.data", 1_000)  # changed after it was remembered: hashed again, refused
+    with pytest.raises(DamagedFileError, match="model.onnx.data: is not the file export wrote"):
+        NER.load(model_copy)
+    assert hashed == ["model.onnx.data"]
+
+
+@pytest.mark.parametrize("cache", ["a file where the folder should be", "not JSON"])
+def test_a_cache_that_cannot_be_used_is_ignored(model_copy, tmp_path, monkeypatch, cache):
+    base = tmp_path / "cache"
+    if cache == "not JSON":
+        (base / "koner").mkdir(parents=True)
+        (base / "koner" / "file-facts.json").write_text("[" * 100_000, "utf-8")
+    else:
+        base.write_text("x", "utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base))
+    assert [(e.label, e.text) for e in NER.load(model_copy)("서울역으로 안내해줘.")] == [("LC", "서울역")]
+    _flip(model_copy / "model.onnx.data", 1_000)
+    with pytest.raises(DamagedFileError):
+        NER.load(model_copy)
+
+
+# --- only files inside the folder ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key,value", [("model_file", "/etc/passwd"), ("tokenizer_file", "../tokenizer.json"),
+                                       ("data_file", "/etc/hostname"), ("model_file", "sub/model.onnx"),
+                                       ("tokenizer_file", "..")])
+def test_manifest_file_names_outside_the_folder_are_refused(model_copy, key, value):
+    from koner import OutsideFolderError
+
+    _edit_manifest(model_copy, lambda m: m.update({key: value}))
+    with pytest.raises(OutsideFolderError, match=f"koner.json: '{key}' is .* must be a plain file name in the model "
+                                                 "folder"):
+        NER.load(model_copy)
+
+
+def test_files_recorded_outside_the_folder_are_refused(model_copy):
+    from koner import OutsideFolderError
+
+    record = {"sha256": "0" * 64, "bytes": 1}
+    _edit_manifest(model_copy, lambda m: m["files"].update({"../../etc/passwd": record}))
+    with pytest.raises(OutsideFolderError, match=r"koner.json: 'files' names \"../../etc/passwd\""):
+        NER.load(model_copy)
+
+
+def test_a_symlink_out_of_the_folder_is_refused(model_copy, tmp_path):
+    from koner import OutsideFolderError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (model_copy / "tokenizer.json").rename(elsewhere / "tokenizer.json")
+    (model_copy / "tokenizer.json").symlink_to(elsewhere / "tokenizer.json")
+    with pytest.raises(OutsideFolderError, match="tokenizer.json: is a link to .*elsewhere/tokenizer.json, outside "
+                                                 "the model folder"):
+        NER.load(model_copy)
+    (model_copy / "tokenizer.json").unlink()  # a link to a file in the folder itself is fine
+    (elsewhere / "tokenizer.json").rename(model_copy / "vocab-file.json")
+    (model_copy / "tokenizer.json").symlink_to("vocab-file.json")
+    assert [(e.label, e.text) for e in NER.load(model_copy)("서울역으로 안내해줘.")] == [("LC", "서울역")]
+
+
+@pytest.mark.parametrize("location", [b"../x/model.data", b"/tmp/x/mod.data"])
+def test_graph_weights_outside_the_folder_are_refused_before_onnxruntime_opens_anything(model_copy, tmp_path,
+                                                                                        monkeypatch, location):
+    import shutil
+
+    import koner.session
+    from koner import OutsideFolderError
+
+    graph = model_copy / "model.onnx"
+    data = graph.read_bytes()
+    assert len(location) == len(b"model.onnx.data") and data.count(b"model.onnx.data") > 50
+    graph.write_bytes(data.replace(b"model.onnx.data", location))  # same length: still a valid protobuf
+    (tmp_path / "x").mkdir()
+    shutil.copy(model_copy / "model.onnx.data", tmp_path / "x" / "model.data")
+    rehash(model_copy)
+    opened = []
+    monkeypatch.setattr(koner.session.ort, "InferenceSession", lambda *a, **k: opened.append(a) or 1 / 0)
+    with pytest.raises(OutsideFolderError, match=f"model.onnx: keeps weights in '{location.decode()}', outside the "
+                                                 "model folder"):
+        NER.load(model_copy)
+    assert opened == []
+
+
+def test_the_graph_reader_agrees_with_onnx():
+    onnx = pytest.importorskip("onnx")
+    from koner.ner import DEFAULT_MODEL
+    from koner.onnxfile import read_graph
+
+    info = read_graph(DEFAULT_MODEL / "model.onnx")
+    model = onnx.load(str(DEFAULT_MODEL / "model.onnx"), load_external_data=False)
+    assert info.shapes == {t.name: tuple(t.dims) for t in model.graph.initializer}
+    assert info.locations == {"model.onnx.data"} and (info.word_rows, info.position_rows) == (35000, 512)
+    assert info.inputs == ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def test_the_graph_reader_finds_external_data_anywhere_in_the_file(tmp_path):
+    """Initializers, sparse initializers, tensors in node attributes and subgraphs, functions: every location."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from koner.onnxfile import read_graph
+
+    def external(name, location):
+        t = helper.make_tensor(name, TensorProto.FLOAT, [2], [0.0, 0.0])
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        entry = t.external_data.add()
+        entry.key, entry.value = "location", location
+        return t
+
+    branch = helper.make_graph([helper.make_node("Constant", [], ["c"], value=external("c", "/in/subgraph"))],
+                               "branch", [], [helper.make_tensor_value_info("c", TensorProto.FLOAT, [2])],
+                               initializer=[external("g", "../sub.bin")])
+    nodes = [helper.make_node("Constant", [], ["k"], value=external("k", "attr.bin")),
+             helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=branch)]
+    sparse = helper.make_sparse_tensor(external("sv", "sparse.bin"), helper.make_tensor("si", TensorProto.INT64, [1],
+                                                                                         [0]), [2])
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+                              initializer=[external("w", "weights.bin")], sparse_initializer=[sparse])
+    fn = helper.make_function("local", "f", [], ["z"], [helper.make_node("Constant", [], ["z"],
+                                                                          value=external("z", "function.bin"))],
+                              [helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, functions=[fn], opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert read_graph(path).locations == {"weights.bin", "attr.bin", "../sub.bin", "/in/subgraph", "sparse.bin",
+                                          "function.bin"}
+
+
+# --- max_length and token ids against the graph's tables --------------------------------------------------------------
+
+@pytest.mark.parametrize("length", [513, 4096])
+def test_max_length_beyond_the_position_table_is_refused_at_load(model_copy, length):
+    from koner import PositionTableError
+
+    _edit_manifest(model_copy, lambda m: m.update(max_length=length))
+    with pytest.raises(PositionTableError, match=f"koner.json: max_length is {length:,} but the position table of "
+                                                 "model.onnx holds 512 tokens; set \"max_length\": 512"):
+        NER.load(model_copy)
+
+
+def test_a_max_length_of_a_trillion_is_refused(model_copy):
+    _edit_manifest(model_copy, lambda m: m.update(max_length=10 ** 12))
+    with pytest.raises(ManifestError, match="'max_length' is 1000000000000: it must be the model's position count"):
+        NER.load(model_copy)
+
+
+def test_a_smaller_max_length_still_loads_and_answers_long_texts(model_copy):
+    _edit_manifest(model_copy, lambda m: m.update(max_length=300))
+    ner = NER.load(model_copy)
+    text = " ".join(["아이유 노래 검색해줘."] * 60)
+    assert len(ner.tokenize(text).ids) > 300
+    assert [e.text for e in ner(text)].count("아이유") == 60
+
+
+def test_roberta_style_positions_hold_two_tokens_fewer(model_copy):
+    from koner import PositionTableError
+
+    def roberta(offset):
+        def change(m):
+            m["architecture"].update(model_type="roberta", position_offset=offset)
+            if offset is None:  # a folder exported before koner recorded the offset: known from the model type
+                del m["architecture"]["position_offset"]
+        return change
+
+    for offset in (None, 2):
+        _edit_manifest(model_copy, roberta(offset))
+        with pytest.raises(PositionTableError, match="position table of model.onnx holds 510 tokens"):
+            NER.load(model_copy)
+    _edit_manifest(model_copy, roberta(0))  # export records the offset it computed from the checkpoint
+    NER.load(model_copy)
+
+
+@pytest.mark.parametrize("where", ["vocab", "added_tokens"])
+def test_a_token_id_beyond_the_embedding_table_is_refused_at_load(model_copy, where):
+    spec = json.loads((model_copy / "tokenizer.json").read_text("utf-8"))
+    if where == "vocab":
+        spec["model"]["vocab"]["새토큰"] = 40_000  # ids 35000-39999 unused: the vocabulary has a gap
+    else:
+        spec["added_tokens"].append({"id": 40_000, "content": "[새토큰]", "single_word": False, "lstrip": False,
+                                     "rstrip": False, "normalized": False, "special": False})
+    (model_copy / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False), "utf-8")
+    rehash(model_copy)
+    top = 40_000 if where == "vocab" else 35_000  # `tokenizers` numbers an added token after the vocabulary
+    with pytest.raises(VocabularyMismatchError, match=f"tokenizer.json: has token id {top:,} but the embedding table "
+                                                      "of model.onnx has 35,000 rows"):
+        NER.load(model_copy)
+
+
+@pytest.mark.parametrize("section,key,value", [("tokenizer", "lowercase", "false"), ("quantization", "limit_pairs", 0),
+                                               ("quantization", "u8u8", "no")])
+def test_true_false_settings_must_be_true_or_false(model_copy, section, key, value):
+    _edit_manifest(model_copy, lambda m: m[section].update({key: value}))
+    with pytest.raises(ManifestError, match=f"koner.json: '{section}'.'{key}' is {json.dumps(value)}, not true or "
+                                            "false"):
+        NER.load(model_copy)
+
+
+def test_a_wrong_remembered_hash_never_refuses_a_good_file(model_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    NER.load(model_copy)
+    path = tmp_path / "cache" / "koner" / "file-facts.json"
+    doc = json.loads(path.read_text("utf-8"))
+    for entry in doc["files"].values():
+        entry["facts"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(doc), "utf-8")
+    assert [(e.label, e.text) for e in NER.load(model_copy)("서울역으로 안내해줘.")] == [("LC", "서울역")]

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import STANDIN
+from conftest import STANDIN, rehash
 
 pytest.importorskip("torch")
 
@@ -146,6 +146,7 @@ def test_scrambled_classifier_fails(ckpt, export_dir, tmp_path):
             hit = True
     assert hit
     onnx.save(model, str(bad / "model.onnx"))
+    rehash(bad)  # koner.json agrees with the scrambled graph: the load checks pass, the parity gate must catch it
     rep = run_parity(ckpt, bad, sample=40)
     assert not rep["passed"]
     assert any("int8 token labels agree with PyTorch" in f for f in rep["failures"])

@@ -23,6 +23,11 @@ USER = textwrap.dedent("""
     many: list[list[Entity]] = ner.batch(["부산 날씨 알려줘."])
     masked: str = ner.mask("어제 김민수 씨를 만났다.", labels="PS", style="char").text
     page: str = ner.render("아이유 노래 검색해줘.").html
+    from koner.check import CheckReport, check_model
+
+    report: CheckReport = check_model(None, tie_margin=0.1)
+    verdict: int = report.exit_code
+    shown: list[str] = report.lines() + report.damaged
     try:
         NER.load("/nope")
     except WorkerError as exc:

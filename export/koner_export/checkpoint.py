@@ -10,6 +10,7 @@ import numpy as np
 
 from koner.manifest import sha256
 from koner.tokens import normalizer_flags
+from koner.verify import OFFSET_POSITIONS  # position ids start after the padding index: 514 positions, 512 tokens
 
 from .errors import CheckpointError
 
@@ -88,8 +89,6 @@ def pipeline_tokenizer(model, tokenizer) -> tuple[object, list[str]]:
 # model types koner exports and runs (README "Other models" lists what was tested)
 SUPPORTED = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "deberta-v2")
 SUPPORTED_NAMES = ("BERT", "RoBERTa", "XLM-RoBERTa", "CamemBERT", "ELECTRA", "DistilBERT", "DeBERTa-v2/v3")
-# model types whose position ids start after the padding index (fairseq's layout): 514 positions hold 512 tokens
-OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "roberta-prelayernorm")
 
 
 def max_tokens(config) -> int:
@@ -156,7 +155,8 @@ def load(folder: Path) -> Checkpoint:
     max_length = max_tokens(config)
     files = {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in
              (".json", ".txt", ".bin", ".safetensors")}
+    positions = int(getattr(config, "max_position_embeddings", max_length))
     architecture = {"model_type": config.model_type, "class": type(model).__name__,
-                    "tokenizer": (backend.get("model") or {}).get("type"), "positions": int(
-                        getattr(config, "max_position_embeddings", max_length))}
+                    "tokenizer": (backend.get("model") or {}).get("type"), "positions": positions,
+                    "position_offset": max(0, positions - max_length)}
     return Checkpoint(model, tokenizer, labels, max_length, lowercase, files, architecture)

@@ -11,7 +11,8 @@ from typing import Callable, Optional
 
 from koner import atomic
 from koner.scheme import Scheme, check as check_scheme, detect
-from koner.manifest import MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE, ManifestDraft
+from koner.manifest import (CHECK_FILE, MODEL_DATA_FILE, MODEL_FILE, MODEL_FP32_FILE, PARITY_FILE, TOKENIZER_FILE,
+                            ManifestDraft)
 
 from .checkpoint import load
 from .environment import versions
@@ -35,7 +36,7 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
                  min_agreement: Optional[float] = None, corpus: Optional[Path] = None,
                  progress: Callable[[str], None] = progress_line, external: bool = True,
                  require_parity: bool = False, tie_margin: Optional[float] = None,
-                 scheme: Optional[str] = None) -> dict:
+                 scheme: Optional[str] = None, check_set: bool = True) -> dict:
     """Export SOURCE to OUT_DIR and return the manifest; nothing is left behind on failure.
 
     `external`: the weights go to model.onnx.data beside the graph (page-aligned, mapped at load time).
@@ -43,7 +44,9 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
     parity.md; `require_parity` makes it raise ParityError and write nothing instead. A parity suite that fails
     unexpectedly still writes the folder, records that parity could not run, and raises ParityNotRunError (the
     failure as its __cause__); with `require_parity` the failure propagates and nothing is written. `scheme`
-    names the label scheme (koner.scheme; default: read from the labels).
+    names the label scheme (koner.scheme; default: read from the labels). `check_set`: record the model's answers
+    on a few dozen parity-corpus sentences with PyTorch's margins (check-set.json), for `koner check` on other
+    machines.
     """
     out_dir = Path(out_dir)
     if scheme is not None:
@@ -102,6 +105,11 @@ def export_model(source: str, out_dir: Path, *, revision: Optional[str] = None, 
             externalize(tmp / MODEL_FILE, MODEL_DATA_FILE)
             manifest.set_data_file(MODEL_DATA_FILE)
         manifest.write(tmp, _files(tmp, keep_fp32))
+        if check_set:
+            from .checkset import write_for
+
+            progress("recording the check set (koner check)")
+            write_for(ckpt, tmp)
         if parity:
             from .parity import run_or_report
 
@@ -165,4 +173,5 @@ def _files(folder: Path, keep_fp32: bool) -> list[str]:
     """The files of a model folder that the manifest hashes."""
     return ([MODEL_FILE] + ([MODEL_DATA_FILE] if (folder / MODEL_DATA_FILE).exists() else []) + [TOKENIZER_FILE] +
             ([MODEL_FP32_FILE] if keep_fp32 else []) +
-            ([PARITY_FILE] if (folder / PARITY_FILE).exists() else []))
+            ([PARITY_FILE] if (folder / PARITY_FILE).exists() else []) +
+            ([CHECK_FILE] if (folder / CHECK_FILE).exists() else []))

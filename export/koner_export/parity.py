@@ -18,6 +18,7 @@ import numpy as np
 from koner import NER
 from koner import windows as win
 from koner.aggregate import STRATEGIES, softmax
+from koner.check import TIE_MARGIN
 from koner.cpu import int8_path
 from koner.manifest import MANIFEST_FILE, MODEL_FP32_FILE, TOKENIZER_FILE, read_manifest
 
@@ -35,10 +36,9 @@ THRESHOLDS = {
 }
 # Reported with its target, but not a gate: on an uncertain model it mostly counts coin flips.
 TARGETS = {"int8_simple_identical": 0.99}
-# A flip is decisive when PyTorch preferred its own label over the int8 label by at least this many logits.
-# Every flip of the default export measured on the bundled corpora was under 0.04; the noise test in
-# tests/test_parity.py (logits moved by 0.1-0.5) flips tokens past 1.
-TIE_MARGIN = 0.1
+# A flip is decisive when PyTorch preferred its own label over the int8 label by at least TIE_MARGIN logits
+# (0.1, shared with `koner check`). Every flip of the default export measured on the bundled corpora was under
+# 0.04; the noise test in tests/test_parity.py (logits moved by 0.1-0.5) flips tokens past 1.
 # Two labels whose logits are this close are a coin toss for the model itself: any rounding can swap them.
 NEAR_TIE = 0.01
 

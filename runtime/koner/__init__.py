@@ -1,10 +1,11 @@
 """koner: Korean named-entity recognition on onnxruntime, tokenizers and numpy alone."""
 from .entity import Entity, to_dicts
-from .errors import (KonerError, LabelMismatchError, ManifestError, ModelFileError, ModelNotFoundError,
-                     OnnxModelError, SaturationWarning, TokenizerError, VocabularyMismatchError, WorkerError)
+from .errors import (DamagedFileError, KonerError, LabelMismatchError, ManifestError, ModelFileError,
+                     ModelNotFoundError, OnnxModelError, OutsideFolderError, PositionTableError, SaturationWarning,
+                     TokenizerError, VocabularyMismatchError, WorkerError)
 from .ner import NER
 
 __version__ = "0.1.0"
 __all__ = ["NER", "Entity", "to_dicts", "KonerError", "ModelNotFoundError", "ModelFileError", "ManifestError",
-           "TokenizerError", "OnnxModelError", "LabelMismatchError", "VocabularyMismatchError", "WorkerError",
-           "SaturationWarning", "__version__"]
+           "TokenizerError", "OnnxModelError", "LabelMismatchError", "VocabularyMismatchError", "DamagedFileError",
+           "OutsideFolderError", "PositionTableError", "WorkerError", "SaturationWarning", "__version__"]

@@ -1,5 +1,6 @@
-"""The `koner` command. `ner` is the lean runtime's; `export`, `parity` and `bench` are registered by
-koner_export (the `[export]` extra), and are stubs that print the install hint where it is missing."""
+"""The `koner` command. `ner`, `mask`, `ner-dataset`, `check` and `serve` are the lean runtime's; `export`,
+`parity` and `bench` are registered by koner_export (the `[export]` extra), and are stubs that print the
+install hint where it is missing."""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     """The whole `koner` command line."""
-    from . import cli_dataset, cli_ner
+    from . import cli_check, cli_dataset, cli_ner
     from .serving import cli as cli_serve
 
     from . import __version__
@@ -33,6 +34,7 @@ def build_parser() -> Parser:
     sub = ap.add_subparsers(dest="verb", required=True, parser_class=Parser)
     cli_ner.register(sub)
     cli_dataset.register(sub)
+    cli_check.register(sub)
     cli_serve.register(sub)
     try:
         from koner_export.cli import register

@@ -38,6 +38,18 @@ class VocabularyMismatchError(ModelFileError):
     """The tokenizer can produce ids beyond the model's embedding table."""
 
 
+class DamagedFileError(ModelFileError):
+    """A file of the model folder is not the one export wrote: its size or sha256 differs from koner.json's."""
+
+
+class OutsideFolderError(ModelFileError):
+    """koner.json or the model's graph names a file outside the model folder (a path, `..`, a symlink out)."""
+
+
+class PositionTableError(ModelFileError):
+    """koner.json's max_length is more tokens than the model's position table holds."""
+
+
 class OutputError(KonerError, ValueError):
     """An output file or folder cannot be written where it was asked for; the message says why."""
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeGuard
 
-from .errors import ManifestError, OnnxModelError
+from .errors import ManifestError, OutsideFolderError
 
 MANIFEST_FILE = "koner.json"
 MODEL_FILE = "model.onnx"
@@ -20,7 +21,19 @@ MODEL_DATA_FILE = "model.onnx.data"  # the weights of model.onnx, page-aligned, 
 MODEL_FP32_FILE = "model-fp32.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 PARITY_FILE = "parity.md"
+CHECK_FILE = "check-set.json"  # export's answers on a few sentences, for `koner check` (koner.check reads it)
 FORMAT = 1  # the manifest layout this koner reads and writes
+MAX_MANIFEST_BYTES = 1 << 22  # koner.json is a few KB; a larger file is not a manifest
+MAX_LENGTH = 1 << 20  # no encoder koner runs has more positions than this
+_SHA256 = re.compile("[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What koner.json records of one file of the folder."""
+
+    sha256: str
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -42,22 +55,16 @@ class Manifest:
     scheme: Optional[str] = None  # the label scheme export detected or was told (scheme.py)
     tokenizer_max_length: Optional[int] = None  # transformers' model_max_length, where the tokenizer sets one
     data_file: Optional[str] = None  # the model file's external weights, when it has them
-    file_bytes: dict = field(default_factory=dict, compare=False)  # size of each file the manifest hashed
+    files: dict = field(default_factory=dict, compare=False)  # name -> FileRecord of each file export hashed
+    architecture: Optional[str] = None  # transformers' model_type, where export recorded it
+    position_offset: Optional[int] = None  # position-table rows before the first token's, where export recorded it
     format: int = FORMAT
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def check_data_file(self, folder: Path) -> None:
-        """Raise OnnxModelError when the model's weights file is missing or not the size the manifest records."""
-        if self.data_file is None:
-            return
-        path = Path(folder) / self.data_file
-        if not path.is_file():
-            raise OnnxModelError(path, f"missing: {self.model_file} keeps its weights there; copy the whole model "
-                                       "folder, or re-export it with `koner export`")
-        want, got = self.file_bytes.get(self.data_file), path.stat().st_size
-        if want is not None and got != want:
-            raise OnnxModelError(path, f"has {got:,} bytes but koner.json records {want:,}: the file is truncated "
-                                       "or from another export; re-copy the model folder or re-export it")
+    @property
+    def check_file(self) -> Optional[str]:
+        """The check set's file name when export recorded one (older folders have none)."""
+        return CHECK_FILE if CHECK_FILE in self.files else None
 
 
 def sha256(path: Path) -> str:
@@ -69,16 +76,100 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def plain_name(name: object) -> TypeGuard[str]:
+    """Whether `name` is a plain file name: no folder part, no `..`, not absolute, printable."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name and
+            name.isprintable() and len(name) <= 255)
+
+
+def inside(folder: Path, name: str) -> bool:
+    """Whether `folder/name`, symlinks followed, is a file within `folder` (symlinks followed too)."""
+    root = Path(folder).resolve()
+    return (root / name).resolve().is_relative_to(root)
+
+
 def read_manifest(folder: Path) -> Manifest:
-    """Parse and validate `folder/koner.json`."""
+    """Parse and validate `folder/koner.json`; every fault is a ManifestError that says what to do."""
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(path, "missing; a koner model folder is written by `koner export SOURCE -o DIR`")
+    if not inside(folder, MANIFEST_FILE):
+        raise ManifestError(path, "is a link to a file outside the model folder; copy the real file into the folder")
     try:
-        raw = json.loads(path.read_text("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(path, f"not valid JSON ({exc}); re-export the model with `koner export`") from None
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError(path, f"cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(path, f"is over {MAX_MANIFEST_BYTES:,} bytes, not a koner manifest (a few KB); "
+                                  "re-export the model with `koner export`")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ManifestError(path, "not valid JSON (nested too deeply); re-export the model with `koner export`") \
+            from None
+    except json.JSONDecodeError as exc:
+        raise ManifestError(path, f"not valid JSON ({_short(exc)}); re-export the model with `koner export`") \
+            from None
+    except ValueError:  # not UTF-8, or a number of thousands of digits (Python refuses to convert it)
+        raise ManifestError(path, "not a koner manifest (not UTF-8 text, or a number thousands of digits long); "
+                                  "re-export the model with `koner export`") from None
     return parse_manifest(raw, path)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _flag(section: dict, key: str, path: Path, where: str) -> bool:
+    """A true/false setting (absent: false); a string such as "false" is refused, not read as true."""
+    value = section.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ManifestError(path, f"{where}'{key}' is {_show(value)}, not true or false; re-export the model with "
+                                  "`koner export`")
+    return value
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (str, bool, type(None))) else \
+        type(value).__name__ if not _is_int(value) else str(value) if abs(value) < 10 ** 15 else "a huge integer"
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _file_name(raw: dict, key: str, default: str, path: Path) -> str:
+    name = raw.get(key, default)
+    if not plain_name(name):
+        raise OutsideFolderError(path, f"'{key}' is {_show(name)}: it must be a plain file name in the model "
+                                       "folder (no folder, no '..', not absolute); re-export the model with "
+                                       "`koner export`")
+    assert isinstance(name, str)
+    return name
+
+
+def _files(raw: dict, path: Path) -> dict:
+    files = raw.get("files")
+    if files is None:
+        return {}
+    if not isinstance(files, dict):
+        raise ManifestError(path, "'files' must be an object of file name -> {sha256, bytes}; re-export the model")
+    out = {}
+    for name, rec in files.items():
+        if not plain_name(name):
+            raise OutsideFolderError(path, f"'files' names {_show(name)}: only plain file names in the model "
+                                           "folder are allowed; re-export the model with `koner export`")
+        if not (isinstance(rec, dict) and isinstance(rec.get("sha256"), str) and _SHA256.fullmatch(rec["sha256"])
+                and _is_int(rec.get("bytes")) and 0 <= rec["bytes"] < 1 << 50):
+            raise ManifestError(path, f"'files' entry of {name} must be {{\"sha256\": 64 hex digits, \"bytes\": a "
+                                      "size}; re-export the model with `koner export`")
+        out[name] = FileRecord(rec["sha256"], rec["bytes"])
+    return out
 
 
 def parse_manifest(raw: object, path: Path) -> Manifest:
@@ -86,61 +177,85 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
     if not isinstance(raw, dict):
         raise ManifestError(path, "must hold a JSON object; re-export the model with `koner export`")
     fmt = raw.get("format")
-    if not isinstance(fmt, int) or isinstance(fmt, bool):
-        raise ManifestError(path, f"'format' is {fmt!r}, not a format number; re-export the model with `koner export`")
+    if not _is_int(fmt):
+        raise ManifestError(path, f"'format' is {_show(fmt)}, not a format number; re-export the model with "
+                                  "`koner export`")
     if fmt > FORMAT:
-        raise ManifestError(path, f"format {fmt} was written by a newer koner (this one reads format {FORMAT}); "
-                                  "upgrade koner: pip install -U koner")
+        raise ManifestError(path, f"format {_show(fmt)} was written by a newer koner (this one reads format "
+                                  f"{FORMAT}); upgrade koner: pip install -U koner")
     if fmt < FORMAT:
-        raise ManifestError(path, f"format {fmt} is older than this koner's format {FORMAT}; re-export the model "
-                                  "with this koner's `koner export`")
+        raise ManifestError(path, f"format {_show(fmt)} is older than this koner's format {FORMAT}; re-export the "
+                                  "model with this koner's `koner export`")
     labels = raw.get("labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(l, str) and l for l in labels):
         raise ManifestError(path, "'labels' must be a non-empty list of label names in id order")
     if len(set(labels)) != len(labels):
         raise ManifestError(path, "'labels' lists a label twice")
     max_length = raw.get("max_length")
-    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 8:
-        raise ManifestError(path, "'max_length' must be the model's position count (an integer, e.g. 512)")
+    if not _is_int(max_length) or not 8 <= max_length <= MAX_LENGTH:
+        raise ManifestError(path, f"'max_length' is {_show(max_length)}: it must be the model's position count "
+                                  f"(an integer from 8 to {MAX_LENGTH:,}, e.g. 512); re-export the model")
     tok = raw.get("tokenizer") or {}
     if not isinstance(tok, dict):
         raise ManifestError(path, "'tokenizer' must be an object")
+    lowercase = _flag(tok, "lowercase", path, "'tokenizer'.")
+    unk_id = tok.get("unk_id")
+    if unk_id is not None and (not _is_int(unk_id) or not -1 <= unk_id < 1 << 31):
+        raise ManifestError(path, f"'tokenizer'.'unk_id' is {_show(unk_id)}, not a token id; re-export the model")
+    tok_max = tok.get("model_max_length")
+    if tok_max is not None and not _is_int(tok_max):
+        raise ManifestError(path, f"'tokenizer'.'model_max_length' is {_show(tok_max)}, not an integer; re-export "
+                                  "the model")
     if "quantization" not in raw or not isinstance(raw["quantization"], (dict, type(None))):
         raise ManifestError(path, "lacks 'quantization' (an object, or null for a float model); re-export the model "
                                   "with `koner export`")
+    quant = raw["quantization"]
+    if isinstance(quant, dict):
+        for key in ("u8u8", "reduce_range", "limit_pairs", "per_channel"):
+            _flag(quant, key, path, "'quantization'.")
+        if quant.get("activations") is not None and not isinstance(quant["activations"], str):
+            raise ManifestError(path, "'quantization'.'activations' must be a string; re-export the model")
     export = raw.get("export") or {}
     if not isinstance(export, dict):
         raise ManifestError(path, "'export' must be an object")
-    data_file = raw.get("data_file")
-    if data_file is not None and (not isinstance(data_file, str) or not data_file or "/" in data_file):
-        raise ManifestError(path, "'data_file' must be a file name in the model folder")
+    inputs = raw.get("inputs")
+    if inputs is not None and not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
+        raise ManifestError(path, "'inputs' must be a list of the graph's input names; re-export the model")
     scheme = raw.get("scheme")
     if scheme is not None:
         from .scheme import SCHEMES
 
-        if scheme not in SCHEMES:
-            raise ManifestError(path, f"'scheme' is {scheme!r}, not one of {', '.join(SCHEMES)}; re-export the model "
+        if not isinstance(scheme, str) or scheme not in SCHEMES:
+            shown = repr(scheme) if isinstance(scheme, str) else _show(scheme)
+            raise ManifestError(path, f"'scheme' is {shown}, not one of {', '.join(SCHEMES)}; re-export the model "
                                       "with this koner's `koner export`")
-    files = raw.get("files") or {}
-    sizes = {n: f["bytes"] for n, f in files.items() if isinstance(f, dict) and isinstance(f.get("bytes"), int)} \
-        if isinstance(files, dict) else {}
+    arch = raw.get("architecture")
+    if arch is not None and not isinstance(arch, dict):
+        raise ManifestError(path, "'architecture' must be an object; re-export the model with `koner export`")
+    arch = arch or {}
+    model_type = arch.get("model_type")
+    offset = arch.get("position_offset")
+    if offset is not None and (not _is_int(offset) or not 0 <= offset <= 16):
+        raise ManifestError(path, f"'architecture'.'position_offset' is {_show(offset)}, not a small row count; "
+                                  "re-export the model with `koner export`")
     return Manifest(
         labels=tuple(labels),
         max_length=max_length,
-        model_file=str(raw.get("model_file", MODEL_FILE)),
-        tokenizer_file=str(raw.get("tokenizer_file", TOKENIZER_FILE)),
-        lowercase=bool(tok.get("lowercase", False)),
-        quantized=raw["quantization"] is not None,
+        model_file=_file_name(raw, "model_file", MODEL_FILE, path),
+        tokenizer_file=_file_name(raw, "tokenizer_file", TOKENIZER_FILE, path),
+        lowercase=lowercase,
+        quantized=quant is not None,
         prefused="graph_optimization" in export,
-        per_token_scales=isinstance(raw["quantization"], dict) and raw["quantization"].get("activations") == "per-token",
-        saturation_safe=_saturation_safe(raw["quantization"]),
-        unk_id=tok.get("unk_id") if isinstance(tok.get("unk_id"), int) else None,
-        inputs=tuple(raw["inputs"]) if isinstance(raw.get("inputs"), list) else None,
-        scheme=raw["scheme"] if isinstance(raw.get("scheme"), str) else None,
-        tokenizer_max_length=tok.get("model_max_length") if isinstance(tok.get("model_max_length"), int) and
-        not isinstance(tok.get("model_max_length"), bool) and tok.get("model_max_length") >= 8 else None,
-        data_file=data_file,
-        file_bytes=sizes,
+        per_token_scales=isinstance(quant, dict) and quant.get("activations") == "per-token",
+        saturation_safe=_saturation_safe(quant),
+        unk_id=unk_id,
+        inputs=tuple(inputs) if inputs is not None else None,
+        scheme=scheme,
+        tokenizer_max_length=tok_max if tok_max is not None and tok_max >= 8 else None,
+        data_file=_file_name(raw, "data_file", "", path) if raw.get("data_file") is not None else None,
+        files=_files(raw, path),
+        architecture=model_type if isinstance(model_type, str) else None,
+        position_offset=offset,
         format=fmt,
         raw=raw,
     )
@@ -183,6 +298,13 @@ class ManifestDraft:
             self._doc["tokenizer"]["model_max_length"] = tokenizer_max_length
         if scheme is not None:
             self._doc["scheme"] = scheme
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> "ManifestDraft":
+        """A draft holding an existing manifest's document, to add to it and write it again."""
+        draft = cls.__new__(cls)
+        draft._doc = json.loads(json.dumps({k: v for k, v in manifest.raw.items() if k != "files"}))
+        return draft
 
     def set_accuracy_aware(self, report: dict) -> None:
         """Record what accuracy-aware quantization kept in float and what it measured."""

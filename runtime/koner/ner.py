@@ -20,6 +20,7 @@ from .session import ModelSession, SessionOptions, default_workers
 from .scheme import Grouping, Scheme, Tagging, check as check_scheme, decoder, detect
 from .spans import SpanOptions, refine, span_options
 from .tokens import TextTokenizer, Tokens
+from .verify import FolderFiles
 from .workers import ordered_map
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class NER:
                                      "or no path for the bundled model")
         self.folder = folder
         self.manifest = read_manifest(folder)
+        files = FolderFiles(folder, self.manifest)  # every file inside the folder, its sha256 as recorded
         self.labels = self.manifest.labels
         self.scheme = Scheme.parse(scheme if scheme is not None else self.manifest.scheme or detect(self.labels).value)
         check_scheme(self.labels, self.scheme)
@@ -57,8 +59,8 @@ class NER:
         self.tagging = Tagging(self.labels, self.scheme, self.grouping)
         self.entity_types = self.tagging.entity_types()
         self.bio = decoder(self.labels, self.scheme)
-        self.tokenizer = TextTokenizer(folder / self.manifest.tokenizer_file, lowercase=self.manifest.lowercase,
-                                       unk_id=self.manifest.unk_id)
+        self.tokenizer = TextTokenizer(files.path(self.manifest.tokenizer_file, what="tokenizer_file"),
+                                       lowercase=self.manifest.lowercase, unk_id=self.manifest.unk_id)
         self._aggregations: dict[tuple[Strategy, Decode], Aggregation] = {}
         self.aggregator()  # a word-level aggregation with Viterbi is refused now, not at the first call
         self.spans = span_options(self.entity_types, labels, merge, merge_across)
@@ -75,16 +77,21 @@ class NER:
         quantized = self.manifest.quantized if own_file else None  # None: look in the file
         prefused = own_file and self.manifest.prefused
         self.workers = _check_workers(workers) if workers is not None else default_workers(options.intra_op_threads)
-        if own_file:
-            self.manifest.check_data_file(folder)
+        # the graph and its weights are checked before onnxruntime opens them: files inside the folder only
+        model_name = model_file or self.manifest.model_file
+        model_path, graph = files.model(model_name)
+        top_id = self.tokenizer.vocab_size - 1
+        if graph is not None:  # max_length and token ids within the graph's tables
+            top_id = files.check_fit(model_name, graph, self.tokenizer.path, lambda: _max_token_id(self.tokenizer))
         if options.memory_pattern is None:
             options = replace(options, memory_pattern=self.workers > 1)
-        self.session = ModelSession(folder / (model_file or self.manifest.model_file), options, quantized, prefused)
+        self.session = ModelSession(model_path, options, quantized, prefused)
         # Dynamic int8 quantization with one scale per call scales the activations of a whole call together, so
         # a padded batch would make one text's labels depend on its neighbours: such models run one window a
         # call. Per-token scales (`koner export --per-token-scales`) leave each row alone: they batch like float.
         self._rows_alone = self.session.quantized and not (own_file and self.manifest.per_token_scales)
-        self._check_model()
+        self._check_model(top_id)
+        files.save()  # the hashes learnt: the next load of these files skips them
         if self.session.quantized and own_file and not self.manifest.saturation_safe:
             _warn_if_saturating(folder)
 
@@ -95,7 +102,7 @@ class NER:
              overlap: int = 128, model_file: Optional[str] = None, labels: Labels = None, merge: Merge = False,
              merge_across: str = "space", decode: str = "argmax", scheme: Optional[str] = None,
              grouping: str = "pipeline", long_text: str = "windows") -> "NER":
-        """Load a model folder (None: the bundled stand-in) and check it; `model_file` picks another .onnx in it.
+        """Load a model folder (None: the bundled stand-in) and check it; `model_file` names another .onnx in it.
 
         `labels` keeps only those entity types (e.g. "PS,LC"); `merge` joins split same-type spans (True: the
         types where it measured better; or the types to merge), across whitespace (`merge_across="space"`)
@@ -114,16 +121,17 @@ class NER:
                    merge_across=merge_across, decode=decode, scheme=scheme, grouping=grouping,
                    long_text=long_text)
 
-    def _check_model(self) -> None:
+    def _check_model(self, top_id: int) -> None:
+        """Run the model once on its highest token id: the embedding table holds it, the output has a score per
+        label."""
         tok, sess = self.tokenizer, self.session
-        probe = np.array([[tok.cls_id, tok.vocab_size - 1, tok.sep_id]], dtype=np.int64)
+        probe = np.array([[tok.cls_id, top_id, tok.sep_id]], dtype=np.int64)
         try:
             out = sess.run(probe, np.ones_like(probe))
         except Exception as exc:
             raise VocabularyMismatchError(
-                tok.path, f"has {tok.vocab_size} tokens but the model in {sess.path.name} rejects id "
-                          f"{tok.vocab_size - 1} ({str(exc).strip()[:120]}); use the tokenizer the model was "
-                          "exported with") from None
+                tok.path, f"has token id {top_id} but the model in {sess.path.name} rejects it "
+                          f"({str(exc).strip()[:120]}); use the tokenizer the model was exported with") from None
         width = out.shape[-1]
         if width != len(self.labels):
             raise LabelMismatchError(
@@ -385,6 +393,12 @@ def _warn_if_saturating(folder: Path) -> None:
                       "so a few labels and scores may differ from a VNNI or ARM64 machine's; re-export the model "
                       "with this koner's `koner export` (it keeps int8 weights within range by default)",
                       SaturationWarning, stacklevel=4)
+
+
+def _max_token_id(tokenizer: TextTokenizer) -> int:
+    """The highest id the tokenizer can give, added tokens included (its ids need not be contiguous)."""
+    vocab = tokenizer._tok.get_vocab(with_added_tokens=True)  # tokens.py keeps the `tokenizers` object private
+    return max(max(vocab.values(), default=0), tokenizer.vocab_size - 1)
 
 
 def _check_workers(workers: object) -> int:
