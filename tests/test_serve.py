@@ -580,3 +580,59 @@ def test_connections_beyond_the_limit_get_503_and_the_server_keeps_its_files():
         for sock in idle:
             sock.close()
         s.stop()
+
+
+def test_check_at_start_is_reported_by_readyz():
+    """`koner serve --check`: the bundled model's files verified and its check set answered on this CPU."""
+    from koner.cpu import int8_path
+
+    s = Server("--check")
+    try:
+        ready = s.client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["int8_path"] == int8_path()
+        check = ready["check"]
+        assert check["passed"] is True and check["exit_code"] == 0 and check["damaged"] == []
+        assert check["files_verified"] == check["files_checked"] >= 4 and check["check_set"] is True
+        assert check["sentences"] == 40 and check["new_decisive_flips"] == 0
+        assert "check: result: ok" in s.log()
+    finally:
+        s.stop()
+
+
+def test_check_at_start_with_a_decisive_flip_keeps_the_server_out_of_rotation(model_copy):
+    from test_check import _edit_check_set, _entity_token
+
+    def change(sentences):  # as if PyTorch and the export machine had both said O where this CPU says B-/I-
+        k, i = _entity_token(sentences)
+        sentences[k]["pytorch"][i] = sentences[k]["int8"][i] = 0
+        sentences[k]["close"] = [c for c in sentences[k]["close"] if c[0] != i]
+
+    _edit_check_set(model_copy, change)
+    s = Server("--model", str(model_copy), "--check", ready=False)
+    try:
+        wait_until(lambda: s.client.get("/readyz").json().get("error", {}).get("code") == "check_failed",
+                   "check_failed", 120)
+        body = s.client.get("/readyz").json()
+        assert body["check"]["passed"] is False and body["check"]["new_decisive_flips"] == 1
+        assert s.post("/v1/ner", {"text": "서울역으로 안내해줘."}).status_code == 200  # direct clients still served
+        assert "Traceback" not in s.log()
+    finally:
+        s.stop()
+
+
+def test_check_at_start_does_not_serve_a_damaged_folder(model_copy):
+    data = model_copy / "model.onnx.data"
+    damaged = bytearray(data.read_bytes())
+    damaged[len(damaged) // 2] ^= 1  # one bit
+    data.write_bytes(bytes(damaged))
+    s = Server("--model", str(model_copy), "--check", ready=False)
+    try:
+        wait_until(lambda: s.client.get("/readyz").json().get("error", {}).get("code") == "model_failed",
+                   "model_failed", 120)
+        body = s.client.get("/readyz").json()
+        assert "model.onnx.data" in body["error"]["message"] and body["check"]["exit_code"] == 2
+        assert any("model.onnx.data" in d for d in body["check"]["damaged"])
+        assert s.post("/v1/ner", {"text": "서울"}).json()["error"]["code"] == "model_failed"
+        assert "Traceback" not in s.log()
+    finally:
+        s.stop()

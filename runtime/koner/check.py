@@ -149,6 +149,16 @@ class CheckReport:
             return exitcodes.FAILED
         return exitcodes.OK
 
+    def to_dict(self) -> dict:
+        """The report's figures as JSON values (what `koner serve --check` shows at /readyz)."""
+        return {"passed": self.exit_code == exitcodes.OK, "exit_code": self.exit_code, "int8_path": self.int8_path,
+                "exported_on": self.exported_on, "files_verified": len(self.files), "files_checked": self.checked,
+                "damaged": list(self.damaged), "check_set": self.has_check_set, "sentences": self.sentences,
+                "identical_entity_lists": self.identical, "tokenization_differs": self.tokenization_differs,
+                "decisive_flips": len(self.decisive), "new_decisive_flips": len(self.new_decisive),
+                "near_tie_flips": len(self.flips) - len(self.decisive),
+                "exported_decisive_flips": self.exported_decisive}
+
     def lines(self) -> list[str]:
         """The report as `koner check` prints it."""
         out = [f"model: {self.folder}", f"int8 path: {self.int8_path}" +

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from .. import jsonl
 from ..cpu import int8_path
 from ..aggregate import STRATEGIES, Strategy, check_decode
+from ..check import CheckReport
 from ..decode import Decode
 from ..ner import NER
 from . import openapi, ui
@@ -57,6 +58,7 @@ class Settings:
     max_connections: int = 256  # connection limits, enforced by the connection (connections.py)
     max_header_bytes: int = 16 * 1024
     read_timeout: float = 10.0
+    check: bool = False  # run `koner check` before loading the model; /readyz reports it
 
 
 class JSONResponse(StarletteJSON):
@@ -83,14 +85,17 @@ def error_response(status: int, code: str, message: str, headers: Optional[dict]
 class Service:
     """The model (loaded in the background), the gate to its slots and the metrics."""
 
-    def __init__(self, load: Callable[[], NER], settings: Settings):
+    def __init__(self, load: Callable[[], NER], settings: Settings,
+                 check: Optional[Callable[[], CheckReport]] = None):
         self.settings = settings
         self.metrics = Metrics(lambda: self.gate.queued, lambda: self.gate.in_flight)
         self.gate = Gate(settings.workers, settings.max_queue,
                          on_cancel=lambda stage: self.metrics.cancelled.labels(stage).inc())
         self.ner: Optional[NER] = None
         self.load_error: Optional[str] = None
+        self.check: Optional[dict] = None  # `koner check`'s figures, when the server was started with --check
         self._load = load
+        self._check = check
 
     def start(self) -> None:
         """Load and warm the model on a thread, so /healthz answers while it loads."""
@@ -98,6 +103,8 @@ class Service:
 
     def _load_model(self) -> None:
         try:
+            if self._check is not None and not self._checked():
+                return
             ner = self._load()
             ner("서울역으로 안내해줘.")  # warm-up: the first run allocates what later runs reuse
             self.ner = ner
@@ -105,6 +112,19 @@ class Service:
         except Exception as exc:  # reported by /readyz and every inference route
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", self.load_error)
+
+    def _checked(self) -> bool:
+        """Run `koner check`; False (and the model not loaded) when the folder is damaged."""
+        assert self._check is not None
+        report = self._check()
+        self.check = report.to_dict()
+        for line in report.lines():
+            log.info("check: %s", line)
+        if report.damaged:
+            self.load_error = "koner check: the model folder is damaged: " + "; ".join(report.damaged)
+            log.error("model not loaded: %s", self.load_error)
+            return False
+        return True
 
     async def entities(self, request: Request, texts: list[str], aggregation: Strategy,
                        decode: Optional[Decode] = None) -> list[list[dict]]:
@@ -153,9 +173,11 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-def create_app(load: Callable[[], NER], settings: Settings) -> "AccessLog":
-    """The ASGI application; `load` builds the NER object (called once, on a background thread)."""
-    service = Service(load, settings)
+def create_app(load: Callable[[], NER], settings: Settings,
+               check: Optional[Callable[[], CheckReport]] = None) -> "AccessLog":
+    """The ASGI application; `load` builds the NER object (called once, on a background thread), after `check`
+    (`koner check` of its folder) where given."""
+    service = Service(load, settings, check)
 
     async def read_json(request: Request) -> object:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -251,10 +273,16 @@ def create_app(load: Callable[[], NER], settings: Settings) -> "AccessLog":
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
+        checked = {} if service.check is None else {"check": service.check}
         if service.ner is not None:
-            return JSONResponse({"status": "ready", "int8_path": int8_path()})
+            if service.check is not None and not service.check["passed"]:
+                return JSONResponse({"error": {"code": "check_failed", "message": "koner check: this CPU gives "
+                                               "labels PyTorch was sure against; see the server's log and `koner "
+                                               "check`"}, **checked}, status_code=503)
+            return JSONResponse({"status": "ready", "int8_path": int8_path(), **checked})
         if service.load_error:
-            return error_response(503, "model_failed", f"the model could not be loaded: {service.load_error}")
+            return JSONResponse({"error": {"code": "model_failed", "message": "the model could not be loaded: "
+                                           f"{service.load_error}"}, **checked}, status_code=503)
         return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
 
     async def metrics(request: Request) -> Response:

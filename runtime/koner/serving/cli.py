@@ -7,8 +7,12 @@ import os
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from .. import exitcodes
+
+if TYPE_CHECKING:
+    from ..check import CheckReport
 
 SERVE_HINT = "`koner serve` needs the serve extra: pip install 'koner[serve]'"
 
@@ -60,6 +64,9 @@ def register(sub) -> None:
                         "and the bound address; otherwise every host)")
     p.add_argument("--no-access-log", action="store_true", help="no access log lines on stderr")
     p.add_argument("--no-ui", action="store_true", help="no demo page at GET / (POST / stays the Hugging Face API)")
+    p.add_argument("--check", action="store_true",
+                   help="run `koner check` before loading the model: a damaged folder is not served, decisive flips "
+                        "on this CPU make /readyz answer 503 check_failed; /readyz shows the check's figures")
     p.set_defaults(run=run_serve)
 
 
@@ -182,7 +189,7 @@ def run_serve(args) -> int:
                         max_texts=args.max_texts, max_chars=args.max_chars, timeout=args.timeout, api_key=key,
                         aggregation=args.aggregation, decode=args.decode, ui=not args.no_ui, allowed_hosts=hosts,
                         max_connections=args.max_connections, max_header_bytes=args.max_header_bytes,
-                        read_timeout=args.read_timeout)
+                        read_timeout=args.read_timeout, check=args.check)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     for name in ("koner.serve", "koner.access"):
@@ -201,7 +208,12 @@ def run_serve(args) -> int:
         return NER.load(args.model, threads=args.threads, workers=workers, aggregation=args.aggregation,
                         decode=args.decode)
 
-    app = create_app(load, settings)
+    def check() -> "CheckReport":  # `koner check` of the folder, before the model is loaded (--check)
+        from ..check import check_model
+
+        return check_model(args.model)
+
+    app = create_app(load, settings, check if args.check else None)
     counts = Counts()
     app.metrics.watch_connections(lambda: counts.open)
     protocol = protocol_class(Limits(args.max_connections, args.max_header_bytes, args.read_timeout), counts,

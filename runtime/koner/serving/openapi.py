@@ -128,10 +128,19 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                             "responses": {"200": {"description": "Ready", "content": {"application/json": {"schema": {
                                 "type": "object", "required": ["status", "int8_path"],
                                 "properties": {"status": {"const": "ready"}, "int8_path": {
-                                    "type": "string", "description": "this CPU's int8 kernels (koner.cpu)"}}}}}},
+                                    "type": "string", "description": "this CPU's int8 kernels (koner.cpu)"},
+                                    "check": {"$ref": "#/components/schemas/Check"}}}}}},
                                 **connection,
-                                "503": _error("not_ready while the model loads, model_failed if it could not, or "
-                                              + too_many),
+                                "503": {"description": "not_ready while the model loads, model_failed if it could "
+                                                       "not (or `--check` found the folder damaged), check_failed if "
+                                                       "`--check` found decisive flips on this CPU, or " + too_many,
+                                        "content": {"application/json": {"schema": {
+                                            "type": "object", "required": ["error"], "additionalProperties": False,
+                                            "properties": {"error": {
+                                                "type": "object", "required": ["code", "message"],
+                                                "additionalProperties": False, "properties": {
+                                                    "code": {"type": "string"}, "message": {"type": "string"}}},
+                                                           "check": {"$ref": "#/components/schemas/Check"}}}}}},
                                 **auth}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics", "security": security,
                              "responses": {"200": {"description": "The exposition text format",
@@ -160,6 +169,17 @@ def document(settings: Any, version: str, ui: bool) -> dict:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}} if key else {},
             "schemas": {
+                "Check": {"type": "object", "description": "`koner check`'s figures (koner serve --check)",
+                          "required": ["passed", "exit_code", "int8_path"], "properties": {
+                              "passed": {"type": "boolean"}, "exit_code": {"type": "integer"},
+                              "int8_path": {"type": "string"}, "exported_on": {"type": ["string", "null"]},
+                              "files_verified": {"type": "integer"}, "files_checked": {"type": "integer"},
+                              "damaged": {"type": "array", "items": {"type": "string"}},
+                              "check_set": {"type": "boolean"}, "sentences": {"type": "integer"},
+                              "identical_entity_lists": {"type": "integer"},
+                              "tokenization_differs": {"type": "integer"}, "decisive_flips": {"type": "integer"},
+                              "new_decisive_flips": {"type": "integer"}, "near_tie_flips": {"type": "integer"},
+                              "exported_decisive_flips": {"type": "integer"}}},
                 "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
                     "error": {"type": "object", "required": ["code", "message"], "additionalProperties": False,
                               "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
