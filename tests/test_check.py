@@ -89,13 +89,15 @@ def _entity_token(sentences):
     raise AssertionError("no entity token in the check set")
 
 
-def test_a_label_pytorch_was_sure_against_is_a_decisive_flip_exit_1(model_copy):
-    def change(sentences):  # as if PyTorch and the export machine had both said O where this CPU says B-/I-
-        k, i = _entity_token(sentences)
-        sentences[k]["pytorch"][i] = sentences[k]["int8"][i] = 0
-        sentences[k]["close"] = [c for c in sentences[k]["close"] if c[0] != i]
+def decisive_flip(sentences):
+    """Edit a check set as if PyTorch and the export machine had both said O where this CPU says B-/I-."""
+    k, i = _entity_token(sentences)
+    sentences[k]["pytorch"][i] = sentences[k]["int8"][i] = 0
+    sentences[k]["close"] = [c for c in sentences[k]["close"] if c[0] != i]
 
-    _edit_check_set(model_copy, change)
+
+def test_a_label_pytorch_was_sure_against_is_a_decisive_flip_exit_1(model_copy):
+    _edit_check_set(model_copy, decisive_flip)
     out = check(str(model_copy))
     assert out.returncode == 1, out.stdout + out.stderr
     assert "decisive flips: 1 (tokens where PyTorch preferred its own label by >= 0.1 logits; the export machine " \

@@ -600,14 +600,9 @@ def test_check_at_start_is_reported_by_readyz():
 
 
 def test_check_at_start_with_a_decisive_flip_keeps_the_server_out_of_rotation(model_copy):
-    from test_check import _edit_check_set, _entity_token
+    from test_check import _edit_check_set, decisive_flip
 
-    def change(sentences):  # as if PyTorch and the export machine had both said O where this CPU says B-/I-
-        k, i = _entity_token(sentences)
-        sentences[k]["pytorch"][i] = sentences[k]["int8"][i] = 0
-        sentences[k]["close"] = [c for c in sentences[k]["close"] if c[0] != i]
-
-    _edit_check_set(model_copy, change)
+    _edit_check_set(model_copy, decisive_flip)
     s = Server("--model", str(model_copy), "--check", ready=False)
     try:
         wait_until(lambda: s.client.get("/readyz").json().get("error", {}).get("code") == "check_failed",
