@@ -339,3 +339,19 @@ def test_verbose_says_how_the_model_runs():
     line = res.stderr.strip()
     assert line.startswith("koner: model ") and "(int8, 31 IOB2 labels)" in line
     assert f"CPU int8 path {int8_path()}" in line and "2 worker(s) x 1 thread(s)" in line
+
+
+@pytest.mark.parametrize("jsonl", [False, True], ids=["text", "jsonl"])
+def test_a_line_over_ten_million_characters_is_skipped_and_the_others_answered(tmp_path, jsonl):
+    """A line koner will not hold (input without newlines can be endless) is reported, never read whole."""
+    huge = "가" * 10_000_001
+    rows = ["서울역으로 안내해줘.", huge, "아이유 노래 검색해줘."]
+    if jsonl:
+        rows = [json.dumps({"id": k, "text": t}, ensure_ascii=False) for k, t in enumerate(rows)]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(rows) + "\n", "utf-8")
+    res = run(["ner", "--input", str(src), "--no-text"] + (["--jsonl"] if jsonl else []))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "line 2: the line has 10,000,0" in res.stderr and "over the limit of 10,000,000" in res.stderr
+    got = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [g["entities"][0]["text"] for g in got] == ["서울역", "아이유"]

@@ -120,3 +120,28 @@ def test_pipeline_chunks_are_the_tokenizers_overflowing_windows(stride):
     for w, chunk in pipeline_chunks(tokens, 512, stride):
         assert chunk.special[0] and chunk.special[-1] and not chunk.special[1:-1].any()
         assert list(chunk.offsets[1:-1]) == list(tokens.offsets[w.start:w.start + len(chunk.ids) - 2])
+
+
+def test_a_line_over_the_limit_is_read_past_in_bounded_pieces_and_reported():
+    """An input without a newline (a corrupt file, /dev/zero) cannot make a reader hold it: the line is counted
+    in pieces and comes out as `Overlong`, the lines around it unchanged."""
+    from koner import lines
+
+    class Endless:  # 50 million characters without a newline, then one; records the largest read asked for
+        def __init__(self):
+            self.left, self.largest, self.rest = 50_000_000, 0, ["\n", "서울역으로 안내해줘.\n"]
+
+        def readline(self, size):
+            self.largest = max(self.largest, size)
+            if self.left:
+                n = min(size, self.left)
+                self.left -= n
+                return "가" * n
+            return self.rest.pop(0) if self.rest else ""
+
+    stream = Endless()
+    got = list(lines.read(stream, max_chars=1000))
+    assert [type(t).__name__ for t in got] == ["Overlong", "str"] and got[1] == "서울역으로 안내해줘."
+    assert got[0].chars == 50_000_000 and got[0] == ""  # the newline ended it, and is not counted
+    assert stream.largest <= 1 << 20  # never more than a bounded piece at a time
+    assert "split it into lines" in got[0].reason(1000)

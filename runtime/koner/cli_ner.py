@@ -99,7 +99,7 @@ def read_items(stream: Iterable[str], json_lines: bool) -> Iterator[Item]:
     """One Item per input line (blank JSONL lines are skipped), split by the one line rule (`koner.lines`)."""
     if not json_lines:
         for n, text in enumerate(lines.read(stream), 1):
-            yield Item(n, text=text)
+            yield Item(n, error=text.reason(lines.MAX_CHARS)) if isinstance(text, lines.Overlong) else Item(n, text=text)
         return
     for rec in jsonl.read(stream):
         obj = rec.value

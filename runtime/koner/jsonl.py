@@ -53,6 +53,9 @@ class JsonLine(NamedTuple):
 def read(stream: Iterable[str]) -> Iterator[JsonLine]:
     """Every non-blank line of a JSON-lines stream (a file from `lines.open_file`, or `lines.stdin()`), parsed."""
     for number, text in enumerate(lines.read(stream), 1):
+        if isinstance(text, lines.Overlong):
+            yield JsonLine(number, "", error=JsonLineError(text.reason(lines.MAX_CHARS)))
+            continue
         if number == 1 and text.startswith(BOM):
             text = text[1:]
         if not text.strip():
