@@ -105,3 +105,21 @@ def test_a_closed_stdin_is_one_line_not_a_traceback():
     out = subprocess.run(["bash", "-c", " ".join(KONER) + " ner <&-"], capture_output=True, text=True, timeout=120,
                          cwd=ROOT)
     assert out.returncode == 2 and out.stderr == "koner: standard input is closed; give a text or --input FILE\n"
+
+
+def test_thread_and_worker_counts_beyond_any_server_are_one_line_errors():
+    """`--threads 100000` once took 8 GB before doing anything; counts beyond 256 are refused up front."""
+    import pytest
+
+    from koner import NER
+
+    for args in (["ner", "--threads", "100000", "부산"], ["ner", "--workers", str(10 ** 23), "부산"],
+                 ["ner", "--threads", str(2 ** 31), "부산"], ["mask", "--workers", "257", "부산"],
+                 ["serve", "--workers", "100000000000"], ["ner-dataset", "a.jsonl", "b.jsonl", "--workers", "300"]):
+        out = run(args)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, (args, out.stderr)
+        assert "an integer from 1 to 256" in out.stderr.strip().splitlines()[-1], (args, out.stderr)
+    for kw in ({"threads": 100_000}, {"workers": 10 ** 6}):
+        with pytest.raises(ValueError, match="at most 256"):
+            NER.load(**kw)
+    assert len(NER.load(workers=256, threads=1)(["부산"][0])) >= 0  # the bound itself is allowed

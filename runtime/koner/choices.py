@@ -21,6 +21,20 @@ class Choice(str, Enum):
                              f"not {value!r}") from None
 
 
+# threads and worker threads at most: more than any server's cores, and far below what exhausts memory (each
+# onnxruntime thread and each worker holds its own buffers)
+MAX_THREADS = 256
+
+
+def check_threads(name: str, value: object) -> int:
+    """`value` when it is a positive integer of at most MAX_THREADS; ValueError naming the option otherwise."""
+    check_positive(name, value)
+    assert isinstance(value, int)
+    if value > MAX_THREADS:
+        raise ValueError(f"{name} must be at most {MAX_THREADS}, not {value:,}")
+    return value
+
+
 def check_positive(name: str, value: object) -> int:
     """`value` when it is a positive integer (not a bool); ValueError naming the option otherwise."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:

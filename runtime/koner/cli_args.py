@@ -1,6 +1,8 @@
 """What every verb of the `koner` command shares: argparse value checks and the export extra's install hint."""
 from __future__ import annotations
 
+from .choices import MAX_THREADS
+
 import argparse
 from typing import Callable, TypeVar
 
@@ -24,3 +26,5 @@ def checked(cast: Callable[[str], T], ok: Callable[[T], bool], what: str) -> Cal
 
 
 positive_int = checked(int, lambda n: n >= 1, "a positive integer")
+# --threads, --workers: at most choices.MAX_THREADS
+thread_count = checked(int, lambda n: 1 <= n <= MAX_THREADS, f"an integer from 1 to {MAX_THREADS}")

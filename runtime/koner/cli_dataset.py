@@ -29,7 +29,7 @@ ENGINES = ("local", "ray", "spark")
 
 def register(sub) -> None:
     """Add the `ner-dataset` verb to the `koner` command's sub-parsers."""
-    from .cli_args import positive_int, checked
+    from .cli_args import checked, positive_int, thread_count
 
     p = sub.add_parser("ner-dataset", help="add an entities column to a Parquet or JSONL dataset (local, Ray, Spark)",
                        description="Add each row's entities to a Parquet or JSONL dataset. local writes one file; "
@@ -47,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--labels", help="only these entity types, e.g. PS,LC,OG")
     p.add_argument("--merge", action="store_true", help="join split same-type spans across whitespace")
     p.add_argument("--decode", choices=DECODES, default="argmax")
-    p.add_argument("--workers", type=positive_int,
+    p.add_argument("--workers", type=thread_count,
                    help="threads sharing the model in each process (local: usable CPUs; ray: the actor's CPUs; "
                         "spark: spark.task.cpus)")
     p.add_argument("--batch-size", type=positive_int, default=1024, help="rows handed over at a time (1024)")

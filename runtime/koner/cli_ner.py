@@ -52,7 +52,7 @@ def register(sub) -> None:
 
 
 def _common(p) -> None:
-    from .cli_args import positive_int
+    from .cli_args import positive_int, thread_count
 
     p.add_argument("text", nargs="?", help="the text; without it, lines are read from stdin (or --input)")
     p.add_argument("--model", help="model folder (default: the bundled stand-in)")
@@ -60,8 +60,8 @@ def _common(p) -> None:
     p.add_argument("--jsonl", action="store_true", help='input lines are {"id": ..., "text": ...} objects')
     p.add_argument("--input", metavar="FILE", help="read lines from FILE instead of stdin")
     p.add_argument("--output", metavar="FILE", help="write to FILE (complete or not at all) instead of stdout")
-    p.add_argument("--threads", type=positive_int, help="intra-op threads per model call (default 1)")
-    p.add_argument("--workers", type=positive_int,
+    p.add_argument("--threads", type=thread_count, help="intra-op threads per model call (default 1)")
+    p.add_argument("--workers", type=thread_count,
                    help="texts run at once on threads sharing the model (default: usable CPUs / threads)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="texts read ahead per worker (16)")
     p.add_argument("--labels", help="only these entity types, e.g. PS,LC,OG")

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import windows as win
 from .aggregate import Aggregation, Strategy
-from .choices import check_positive
+from .choices import check_positive, check_threads
 from .decode import Decode
 from .entity import Entity
 from .errors import LabelMismatchError, ModelNotFoundError, SaturationWarning, VocabularyMismatchError, WorkerError
@@ -402,4 +402,4 @@ def _max_token_id(tokenizer: TextTokenizer) -> int:
 
 
 def _check_workers(workers: object) -> int:
-    return check_positive("workers", workers)
+    return check_threads("workers", workers)

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 import onnxruntime as ort
 
-from .choices import check_positive
+from .choices import check_threads
 from .errors import OnnxModelError
 from .system import usable_cpus
 
@@ -50,7 +50,7 @@ def session_options(threads: int, level: str = "all", *, spinning: bool = False,
     """onnxruntime options as koner sets them: `threads` intra-op threads, sequential, quiet, no spinning."""
     if level not in _LEVELS:
         raise ValueError(f"optimization must be 'auto' or one of {sorted(_LEVELS)}, not {level!r}")
-    check_positive("threads", threads)
+    check_threads("threads", threads)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

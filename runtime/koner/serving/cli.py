@@ -20,7 +20,7 @@ SERVE_HINT = "`koner serve` needs the serve extra: pip install 'koner[serve]'"
 def register(sub) -> None:
     """Add the `serve` verb to the `koner` command's sub-parsers."""
     from ..aggregate import STRATEGIES
-    from ..cli_args import checked, positive_int
+    from ..cli_args import checked, positive_int, thread_count
     from ..decode import DECODES
 
     non_negative = checked(int, lambda n: n >= 0, "an integer of 0 or more")
@@ -33,8 +33,8 @@ def register(sub) -> None:
     p.add_argument("--model", help="model folder (default: the bundled stand-in)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=8080, help="port (default 8080; 0: any free port, printed at start)")
-    p.add_argument("--workers", type=positive_int, help="inference slots (default: usable CPUs / --threads)")
-    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads per slot (default 1)")
+    p.add_argument("--workers", type=thread_count, help="inference slots (default: usable CPUs / --threads)")
+    p.add_argument("--threads", type=thread_count, default=1, help="intra-op threads per slot (default 1)")
     p.add_argument("--max-queue", type=non_negative, default=64,
                    help="requests that may wait for a slot; one more is answered 503 at once (default 64)")
     p.add_argument("--max-body-bytes", type=positive_int, default=1 << 20, help="largest request body (1 MiB)")
