@@ -74,6 +74,10 @@ def _manifest(model_copy) -> dict:
     (lambda m: m.update(files=[]), "'files' must be an object"),
     (lambda m: m["files"]["model.onnx"].update(sha256="abc"), "'files' entry of model.onnx must be"),
     (lambda m: m["files"]["model.onnx"].update(bytes="73769"), "'files' entry of model.onnx must be"),
+    # 100,001 labels kept every entry point busy for minutes (a rule per label pair) before the graph's 31
+    # outputs refused them
+    (lambda m: m.update(labels=["O"] + [f"{p}-T{k}" for k in range(50_000) for p in "BI"]),
+     "'labels' lists 100,001 labels; koner takes at most 1,024"),
 ])
 def test_fields_of_the_wrong_type_are_named(model_copy, change, message):
     doc = _manifest(model_copy)

@@ -23,6 +23,8 @@ TOKENIZER_FILE = "tokenizer.json"
 PARITY_FILE = "parity.md"
 CHECK_FILE = "check-set.json"  # export's answers on a few sentences, for `koner check` (koner.check reads it)
 FORMAT = 1  # the manifest layout this koner reads and writes
+# labels a folder may list: every label pair gets a grouping rule at load, so load time grows with its square
+MAX_LABELS = 1024
 MAX_MANIFEST_BYTES = 1 << 22  # koner.json is a few KB; a larger file is not a manifest
 MAX_LENGTH = 1 << 20  # no encoder koner runs has more positions than this
 _SHA256 = re.compile("[0-9a-f]{64}")
@@ -191,6 +193,9 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         raise ManifestError(path, "'labels' must be a non-empty list of label names in id order")
     if len(set(labels)) != len(labels):
         raise ManifestError(path, "'labels' lists a label twice")
+    if len(labels) > MAX_LABELS:
+        raise ManifestError(path, f"'labels' lists {len(labels):,} labels; koner takes at most {MAX_LABELS:,} (a "
+                                  "token classifier's head has one per label)")
     max_length = raw.get("max_length")
     if not _is_int(max_length) or not 8 <= max_length <= MAX_LENGTH:
         raise ManifestError(path, f"'max_length' is {_show(max_length)}: it must be the model's position count "
