@@ -143,3 +143,16 @@ def test_an_unreadable_check_set_is_damage(model_copy):
 def test_usage_errors_are_one_line(argv, message):
     out = check(*argv)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_sentence_tokenized_differently_is_named_as_such(model_copy):
+    """Exit 1 names the cause: another tokenization, not labels PyTorch was sure against."""
+    def change(sentences):
+        sentences[0]["ids"][1] = (sentences[0]["ids"][1] + 1) % 30000
+
+    _edit_check_set(model_copy, change)
+    out = check(str(model_copy))
+    assert out.returncode == 1, out.stdout + out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert "tokenizes 1 of 40 check sentences differently" in last and "PyTorch was sure" not in last
+    assert check_model(model_copy).to_dict()["failure"] == last[len("result: "):last.index(" (exit 1)")]

@@ -149,9 +149,23 @@ class CheckReport:
             return exitcodes.FAILED
         return exitcodes.OK
 
+    @property
+    def failure(self) -> str:
+        """Why the check did not pass, in a few words ("" when it passed)."""
+        if self.damaged:
+            return "the model folder is damaged"
+        why = []
+        if self.new_decisive:
+            why.append("this CPU gives labels PyTorch was sure against")
+        if self.tokenization_differs:
+            why.append(f"this installation tokenizes {self.tokenization_differs} of {self.sentences} check sentences "
+                       "differently from the export (another `tokenizers` version?)")
+        return "; ".join(why)
+
     def to_dict(self) -> dict:
         """The report's figures as JSON values (what `koner serve --check` shows at /readyz)."""
-        return {"passed": self.exit_code == exitcodes.OK, "exit_code": self.exit_code, "int8_path": self.int8_path,
+        return {"passed": self.exit_code == exitcodes.OK, "exit_code": self.exit_code, "failure": self.failure,
+                "int8_path": self.int8_path,
                 "exported_on": self.exported_on, "files_verified": len(self.files), "files_checked": self.checked,
                 "damaged": list(self.damaged), "check_set": self.has_check_set, "sentences": self.sentences,
                 "identical_entity_lists": self.identical, "tokenization_differs": self.tokenization_differs,
@@ -191,8 +205,8 @@ class CheckReport:
             out.append("result: ok" + ("" if self.identical == self.sentences else
                                        " (the differing lists come from near-ties, which any rounding may swap)"))
         else:
-            out.append("result: this CPU gives labels PyTorch was sure against (exit 1); see docs/cli.md "
-                       "(`koner check`) and the README's 'CPUs checked'")
+            out.append(f"result: {self.failure} (exit 1); see docs/cli.md (`koner check`) and the README's "
+                       "'CPUs checked'")
         return out
 
 

@@ -276,8 +276,8 @@ def create_app(load: Callable[[], NER], settings: Settings,
         checked = {} if service.check is None else {"check": service.check}
         if service.ner is not None:
             if service.check is not None and not service.check["passed"]:
-                return JSONResponse({"error": {"code": "check_failed", "message": "koner check: this CPU gives "
-                                               "labels PyTorch was sure against; see the server's log and `koner "
+                return JSONResponse({"error": {"code": "check_failed", "message": f"koner check: "
+                                               f"{service.check['failure']}; see the server's log and `koner "
                                                "check`"}, **checked}, status_code=503)
             return JSONResponse({"status": "ready", "int8_path": int8_path(), **checked})
         if service.load_error:

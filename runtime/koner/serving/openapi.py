@@ -172,6 +172,7 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                 "Check": {"type": "object", "description": "`koner check`'s figures (koner serve --check)",
                           "required": ["passed", "exit_code", "int8_path"], "properties": {
                               "passed": {"type": "boolean"}, "exit_code": {"type": "integer"},
+                              "failure": {"type": "string"},
                               "int8_path": {"type": "string"}, "exported_on": {"type": ["string", "null"]},
                               "files_verified": {"type": "integer"}, "files_checked": {"type": "integer"},
                               "damaged": {"type": "array", "items": {"type": "string"}},
