@@ -78,3 +78,43 @@ def test_loads_offline_with_transformers_and_finds_seoul_station(monkeypatch):
     assert model.config.num_labels == 31 and tok.is_fast
     ents = pipeline("ner", model=model, tokenizer=tok, aggregation_strategy="simple")("서울역으로 안내해줘.")
     assert {(e["entity_group"], e["word"], e["start"], e["end"]) for e in ents} >= {("LC", "서울역", 0, 3)}
+
+
+def _recipe(name: str):
+    import importlib
+
+    return importlib.import_module(f"standin.recipe.{name}")
+
+
+def test_klue_dev_labels_the_konec_sentences_so_the_heldout_ids_are_held_out_under_both():
+    prepare = _recipe("prepare")
+    data = ROOT / "standin" / "data"
+    konec = prepare.read_konec(data / "konec-dev.tsv", prepare.load_subtype_map())
+    klue = prepare.read_klue(data / "klue-ner-v1.1-dev.tsv.xz")
+    assert [s[0] for s in klue] == [s[0] for s in konec]  # same ids, same order: one text, two labellings
+    first = dict((sid, (text, labels)) for sid, text, labels in klue)["klue-ner-v1_dev_00000-wikitree"]
+    assert first[0].startswith("경찰은 또 성매매") and first[1][:3] == ["B-OG", "I-OG", "O"]
+    assert {lab.split("-", 1)[-1] for _, _, labels in klue for lab in labels} == {"O", "PS", "LC", "OG", "DT", "TI", "QT"}
+    held = prepare.heldout_ids([s[0] for s in konec])
+    assert len(held) == 500 and held <= {s[0] for s in klue}
+
+
+def test_a_klue_o_target_allows_o_and_the_nine_tags_klue_does_not_mark():
+    torch = pytest.importorskip("torch")
+    train = _recipe("train")
+    id2label, _ = train.labels_spec()
+    mask = train.partial_log_mask(id2label, "cpu")
+    allowed = {id2label[i] for i in range(len(id2label)) if mask[i] == 0}
+    assert "O" in allowed and {"B-AF", "I-AF", "B-TM", "I-CV"} <= allowed
+    assert not allowed & {"B-PS", "I-PS", "B-LC", "B-OG", "B-DT", "B-TI", "I-QT"}
+    torch.manual_seed(0)
+    logits = torch.randn(1, 2, len(id2label))
+    b_ps = next(i for i, lab in id2label.items() if lab == "B-PS")
+    y = torch.tensor([[b_ps, train.PARTIAL_O]])
+    probs = logits.softmax(-1)[0]
+    want = -(probs[0, b_ps].log() + probs[1][mask == 0].sum().log()) / 2
+    assert torch.allclose(train.token_loss(logits, y, mask), want, atol=1e-6)
+    # a full O target scores O alone, as plain cross-entropy does
+    y_full = torch.tensor([[b_ps, 0]])
+    ce = torch.nn.functional.cross_entropy(logits[0], y_full[0])
+    assert torch.allclose(train.token_loss(logits, y_full, mask), ce, atol=1e-6)

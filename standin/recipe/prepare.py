@@ -4,6 +4,9 @@ Writes, under WORK_DIR:
   tokenizer/           the WordPiece tokenizer (vocab.txt, tokenizer.json, configs)
   ner.npz              token ids and aligned BIO label ids of the train and held-out splits
   heldout_ids.txt      the held-out sentence ids (never trained on)
+  ner.npz also holds   klue_train_* / klue_heldout_*: the KLUE-NER v1.1 dev labels (6 tags) of the same
+                       sentences (KLUE dev is the text konec re-annotated, so konec's held-out ids are held
+                       out under both labellings); unlabelled_ids: the KLUE train sentences, for self-training
   pretrain.npy         unlabelled text as uint16 token ids, sentences joined by [SEP]
 
 Usage:
@@ -78,6 +81,41 @@ def read_konec(path: Path, subtypes: dict[str, str]) -> list[tuple[str, str, lis
     return sentences
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 file's text; a .xz file is decompressed."""
+    if path.suffix == ".xz":
+        with lzma.open(path, "rt", encoding="utf-8") as f:
+            return f.read()
+    return path.read_text("utf-8")
+
+
+def read_klue(path: Path) -> list[tuple[str, str, list[str]]]:
+    """(id, sentence, per-character BIO labels over PS LC OG DT TI QT) for every sentence of KLUE-NER's TSV."""
+    sentences = []
+    sid = None
+    chars: list[str] = []
+    labels: list[str] = []
+
+    def flush():
+        if sid is not None:
+            sentences.append((sid, "".join(chars), list(labels)))
+
+    for line in read_text(path).split("\n"):
+        if line.startswith("## "):
+            if "\t" not in line or " " in line[3:].split("\t", 1)[0]:
+                continue  # file comment
+            flush()
+            sid, chars, labels = line[3:].split("\t", 1)[0], [], []
+        elif line == "":
+            continue
+        elif sid is not None:
+            ch, tag = line.rsplit("\t", 1)
+            chars.append(ch if ch else " ")
+            labels.append(tag)
+    flush()
+    return sentences
+
+
 def heldout_ids(ids: list[str]) -> set[str]:
     """A fixed 10% of sentence ids: the smallest sha1 digests."""
     ranked = sorted(ids, key=lambda i: hashlib.sha1(i.encode("utf-8")).hexdigest())
@@ -142,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--text", type=Path, action="append", default=[], help="unlabelled text file (.txt, .tsv, .xz)")
     ap.add_argument("--konec", type=Path, default=DATA / "konec-dev.tsv")
+    ap.add_argument("--klue-dev", type=Path, default=DATA / "klue-ner-v1.1-dev.tsv.xz",
+                    help="KLUE-NER dev: the konec sentences under KLUE's 6-tag labels")
+    ap.add_argument("--unlabelled", type=Path, default=DATA / "klue-ner-train-sentences.tsv.xz",
+                    help="id<TAB>sentence lines to pseudo-label (self-training)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -159,8 +201,20 @@ def main(argv: list[str] | None = None) -> None:
     for split, rows in arrays.items():
         np_out[f"{split}_ids"] = np.array([np.array(r[0], np.int32) for r in rows], dtype=object)
         np_out[f"{split}_labels"] = np.array([np.array(r[1], np.int32) for r in rows], dtype=object)
+    klue = {"klue_train": [], "klue_heldout": []}
+    for sid, text, chars in read_klue(args.klue_dev):
+        klue["klue_heldout" if sid in held else "klue_train"].append(align(tok, text, chars, label2id))
+    for split, rows in klue.items():
+        np_out[f"{split}_ids"] = np.array([np.array(r[0], np.int32) for r in rows], dtype=object)
+        np_out[f"{split}_labels"] = np.array([np.array(r[1], np.int32) for r in rows], dtype=object)
+    all_texts = {text for _, text, _ in sents}
+    unl = [line.split("\t")[-1].strip() for line in read_text(args.unlabelled).splitlines()]
+    unl = list(dict.fromkeys(t for t in unl if t and t not in all_texts))
+    enc = tok(unl, add_special_tokens=True, truncation=True, max_length=512)["input_ids"]
+    np_out["unlabelled_ids"] = np.array([np.array(r, np.int32) for r in enc], dtype=object)
     np.savez(args.out / "ner.npz", **np_out, allow_pickle=True)
-    print(f"ner: {len(arrays['train'])} train, {len(arrays['heldout'])} held-out sentences", file=sys.stderr)
+    print(f"ner: {len(arrays['train'])} train, {len(arrays['heldout'])} held-out sentences; KLUE labels of "
+          f"{len(klue['klue_train'])} + {len(klue['klue_heldout'])} of them; {len(unl)} unlabelled", file=sys.stderr)
 
     heldout_texts = {text for sid, text, _ in sents if sid in held}
     seen: set[str] = set()

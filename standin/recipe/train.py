@@ -36,6 +36,8 @@ except ImportError:  # run as a plain script
 
 LABELS_JSON = Path(__file__).resolve().parent.parent / "data" / "koelectra-small-v3-modu-ner.labels.json"
 CLS, SEP, MASK, PAD = 2, 3, 4, 0
+PARTIAL_O = -2  # target "O or any tag the labelling does not mark" (KLUE's O)
+KLUE_TAGS = ("PS", "LC", "OG", "DT", "TI", "QT")
 N_SPECIAL = 5  # [PAD] [UNK] [CLS] [SEP] [MASK]
 
 
@@ -351,6 +353,49 @@ def finetune(args, disc_state: dict | None, log: Log):
     return train_epochs(model, args, args.ft_epochs, ckpt_path, "finetune", log, args.ft_lr)
 
 
+def partial_log_mask(id2label: dict, dev: str) -> torch.Tensor:
+    """0 for the labels a KLUE `O` allows (O, and B-/I- of the 9 tags KLUE does not mark), -inf elsewhere."""
+    ok = [lab == "O" or lab.split("-", 1)[1] not in KLUE_TAGS for _, lab in sorted(id2label.items())]
+    return torch.tensor([0.0 if o else float("-inf") for o in ok], device=dev)
+
+
+def token_loss(logits, y, log_mask, smoothing: float = 0.0):
+    """Mean over labelled tokens of -log p(target); a PARTIAL_O target scores the summed probability of its set."""
+    lp = logits.log_softmax(-1)
+    nll = torch.zeros(y.shape, dtype=lp.dtype, device=lp.device)
+    full = y >= 0
+    if full.any():
+        lpf = lp[full]
+        hit = -lpf.gather(-1, y[full][:, None]).squeeze(-1)
+        nll[full] = (1 - smoothing) * hit - smoothing * lpf.mean(-1) if smoothing else hit
+    part = y == PARTIAL_O
+    if part.any():
+        nll[part] = -torch.logsumexp(lp[part] + log_mask, -1)
+    return nll[y != -100].mean()
+
+
+def training_sentences(args, data, epoch: int, log: Log | None = None):
+    """konec train, then (--klue-partial) KLUE's labels of the same sentences, then (--pseudo) pseudo-labelled ones."""
+    ids, labs = list(data["train_ids"]), list(data["train_labels"])
+    if args.klue_partial:
+        k_ids, k_lab = list(data["klue_train_ids"]), list(data["klue_train_labels"])
+        ids += k_ids
+        labs += [np.where(l == 0, PARTIAL_O, l).astype(np.int32) for l in k_lab]
+    if args.pseudo:
+        ps = np.load(args.pseudo, allow_pickle=True)
+        p_ids, p_lab = list(ps["ids"]), list(ps["labels"])
+        if args.pseudo_per_epoch and args.pseudo_per_epoch < len(p_ids):
+            pick = np.random.default_rng([args.seed, 4, epoch]).choice(len(p_ids), args.pseudo_per_epoch, replace=False)
+            p_ids, p_lab = [p_ids[k] for k in pick], [p_lab[k] for k in pick]
+        ids += p_ids
+        labs += p_lab
+    if log is not None:
+        log(f"training sentences: {len(ids)} (konec {len(data['train_ids'])}"
+            f"{', KLUE partial ' + str(len(data['klue_train_ids'])) if args.klue_partial else ''}"
+            f"{', pseudo ' + str(len(ids) - len(data['train_ids']) - (len(data['klue_train_ids']) if args.klue_partial else 0)) if args.pseudo else ''})")
+    return ids, labs
+
+
 def train_epochs(model, args, epochs: int, ckpt_path: Path, tag: str, log: Log, lr: float):
     """Token-classification training with linear warm-up and decay, resumable from `ckpt_path` after any epoch."""
     dev = args.device
@@ -360,7 +405,8 @@ def train_epochs(model, args, epochs: int, ckpt_path: Path, tag: str, log: Log, 
                 m.p = args.ft_dropout
     model.to(dev)
     data = np.load(args.data / "ner.npz", allow_pickle=True)
-    tr_ids, tr_lab = list(data["train_ids"]), list(data["train_labels"])
+    log_mask = partial_log_mask(model.config.id2label, dev)
+    tr_ids, tr_lab = training_sentences(args, data, 0, log)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, eps=1e-6, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(ner_examples(tr_ids, tr_lab, args.seed, 0, args.pack_share)) / args.ft_batch)
     total = steps_per_epoch * epochs
@@ -372,7 +418,9 @@ def train_epochs(model, args, epochs: int, ckpt_path: Path, tag: str, log: Log, 
         log(f"{tag}: resumed after epoch {epoch0}")
     for epoch in range(epoch0, epochs):
         model.train()
+        tr_ids, tr_lab = training_sentences(args, data, epoch)
         ex = ner_examples(tr_ids, tr_lab, args.seed, epoch, args.pack_share)
+        t_epoch = time.time()
         torch.manual_seed(args.seed * 7919 + epoch)
         losses = []
         for rows in length_batches(ex, args.ft_batch, args.seed, epoch):
@@ -382,16 +430,17 @@ def train_epochs(model, args, epochs: int, ckpt_path: Path, tag: str, log: Log, 
                 g["lr"] = lr_at(step, total, lr, 0.1)
             with autocast(dev):
                 logits = model(input_ids=x, attention_mask=(x != PAD).long()).logits.float()
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-100)
+            loss = token_loss(logits, y, log_mask, args.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
             losses.append(loss.item())
-        log(f"{tag} epoch {epoch + 1}/{epochs} loss {np.mean(losses):.4f}")
+        log(f"{tag} epoch {epoch + 1}/{epochs} loss {np.mean(losses):.4f} ({time.time() - t_epoch:.0f}s)")
         if args.eval_every and (epoch + 1) % args.eval_every == 0 and epoch + 1 < epochs:
-            log(f"{tag} epoch {epoch + 1}: held-out {summary(evaluate_heldout(model, args))}")
+            log(f"{tag} epoch {epoch + 1}: held-out {summary(evaluate_heldout(model, args))}; "
+                f"KLUE held-out 6-tag F1 {evaluate_klue(model, args)['micro']['f1']:.4f}")
         save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1, "step": step},
                     ckpt_path)
     return model
@@ -414,6 +463,25 @@ def evaluate_heldout(model, args) -> dict:
         keep = g != -100
         g_seqs.append([id2label[int(v)] for v in g[keep]])
         p_seqs.append([id2label[int(v)] for v in p[keep]])
+    return entity_scores(g_seqs, p_seqs)
+
+
+def evaluate_klue(model, args) -> dict:
+    """Entity scores against KLUE's 6-tag labels of the konec held-out sentences; other predicted tags count as O."""
+    data = np.load(args.data / "ner.npz", allow_pickle=True)
+    ids, gold = list(data["klue_heldout_ids"]), list(data["klue_heldout_labels"])
+    preds = predict(model, ids, args.device)
+    id2label = model.config.id2label
+
+    def six(v: int) -> str:
+        lab = id2label[int(v)]
+        return lab if lab == "O" or lab.split("-", 1)[1] in KLUE_TAGS else "O"
+
+    g_seqs, p_seqs = [], []
+    for g, p in zip(gold, preds):
+        keep = g != -100
+        g_seqs.append([id2label[int(v)] for v in g[keep]])
+        p_seqs.append([six(v) for v in p[keep]])
     return entity_scores(g_seqs, p_seqs)
 
 
@@ -449,6 +517,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warm-epochs", type=int, default=10, help="epochs of that shallow stage")
     ap.add_argument("--warm-lr", type=float, help="peak learning rate of that stage (default: --ft-lr)")
     ap.add_argument("--eval-every", type=int, default=0, help="log held-out F1 every N fine-tune epochs")
+    ap.add_argument("--eval-only", action="store_true", help="only score --init-from on the held-out sets")
+    ap.add_argument("--klue-partial", action="store_true",
+                    help="also train on KLUE's 6-tag labels of the training sentences (its O: O or an unmarked tag)")
+    ap.add_argument("--pseudo", type=Path, help="pseudo-labelled sentences from `selftrain` (ids, labels)")
+    ap.add_argument("--pseudo-per-epoch", type=int, default=0, help="draw this many of them each epoch (0: all)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, help="on full (not partial) targets")
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--ckpt-every", type=int, default=250)
     args = ap.parse_args(argv)
@@ -467,22 +541,26 @@ def main(argv: list[str] | None = None) -> None:
 
     log(f"torch {torch.__version__} transformers {transformers.__version__} device {args.device} "
         f"args {vars(args)}")
-    if args.no_pretrain:
+    if args.eval_only:
+        args.ft_epochs = 0
+    if args.no_pretrain or args.eval_only:
         pre = {"steps": 0, "seconds": 0.0, "disc": None}
     else:
         pre = pretrain(args, log)
     model = finetune(args, pre["disc"].state_dict() if pre["disc"] is not None else None, log)
     metrics = evaluate_heldout(model, args)
+    klue = evaluate_klue(model, args)
     from safetensors.torch import save_file
 
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(args.out / "ner_model.safetensors"))
     recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     recipe["pretrain_steps"] = pre["steps"]
-    metrics = {"heldout": metrics, "recipe": recipe, "pretrain_seconds": round(pre["seconds"], 1),
+    metrics = {"heldout": metrics, "klue_heldout": klue, "recipe": recipe, "pretrain_seconds": round(pre["seconds"], 1),
                "torch": torch.__version__, "transformers": transformers.__version__}
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False), "utf-8")
-    log(f"held-out entity micro {summary(metrics['heldout'])}, token acc {metrics['heldout']['token_accuracy']:.4f}")
+    log(f"held-out entity micro {summary(metrics['heldout'])}, token acc {metrics['heldout']['token_accuracy']:.4f}; "
+        f"KLUE held-out 6-tag {summary(klue)}")
 
 
 if __name__ == "__main__":
