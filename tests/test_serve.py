@@ -520,6 +520,28 @@ def test_a_head_over_the_limit_is_answered_431_and_closed(strict, finished):
     assert strict.metric("koner_connections_closed_total", '{reason="header_too_large"}') >= 1
 
 
+@pytest.mark.parametrize("extra", ["trailer", "chunk extension"])
+def test_chunk_framing_and_trailers_are_bounded_like_the_head(strict, extra):
+    """A chunked body's trailers and extensions are headers by another name: 64 MB of them once held 77 MB of
+    the server's memory per connection until the read timeout."""
+    head = (b"POST /v1/ner HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    body = b'{"text": "\xec\x84\x9c\xec\x9a\xb8"}'
+    if extra == "trailer":
+        start = head + b"%x\r\n" % len(body) + body + b"\r\n0\r\nX-Trailer: "
+    else:
+        start = head + b"%x;ext=" % len(body)
+    sock = _raw(_port(strict), start)
+    for _ in range(64):  # up to 4 MiB, 64 KiB at a time, never finished: only a bound answers it with 431
+        try:
+            sock.sendall(b"a" * (64 << 10))
+        except (BrokenPipeError, ConnectionResetError):  # answered and closed mid-send
+            break
+    assert _error_code(_answer(sock)) == (431, "header_too_large")
+    ok = httpx.post(strict.url + "/v1/ner", content=iter([body]), headers={"Content-Type": "application/json"})
+    assert ok.status_code == 200  # an ordinary chunked body is answered
+
+
 @pytest.mark.parametrize("what", ["nothing", "a trickled header", "a trickled body"])
 def test_a_request_not_sent_in_time_is_answered_408_and_closed(strict, what):
     sock = _raw(_port(strict))

@@ -91,6 +91,10 @@ class _Limited(HttpToolsProtocol):
         self._began_here = False  # it began in the data being fed now
         self._head_seen = 0  # bytes of its request target and complete headers, as the parser reported them
         self._head_bytes = 0  # bytes of its head so far (those reported, then whole later data chunks)
+        # after its head: bytes that were not body (chunk framing, extensions, trailers), and chunks seen
+        self._framing = 0
+        self._chunks = 0
+        self._body_now = 0  # body bytes the parser reported from the data being fed now
 
     # ---------------------------------------------------------------- the connection
 
@@ -120,8 +124,19 @@ class _Limited(HttpToolsProtocol):
         if self._ended:
             return  # answered here: the rest is read and dropped until the close
         self._began_here = False
+        after_head = self._began and not self._head_open  # a body (chunked: its framing and trailers) is due
+        self._body_now = 0
         super().data_received(data)
-        if self._ended or not (self._began and self._head_open) or self.transport.is_closing():
+        if self._ended or self.transport.is_closing():
+            return
+        if after_head and self._began:  # the same message still: what was not body is framing or trailers
+            self._framing += len(data) - self._body_now
+            if self._framing > self.limits.max_header_bytes + 64 * self._chunks:
+                self._end(431, "header_too_large", "chunk extensions or trailers are over "
+                                                   f"{self.limits.max_header_bytes:,} bytes (--max-header-bytes)",
+                          "header_too_large")
+            return
+        if not (self._began and self._head_open):
             return
         # a head still open after this data: count it, and refuse it once it is over the limit (at most one
         # chunk of data beyond it is ever held)
@@ -136,7 +151,7 @@ class _Limited(HttpToolsProtocol):
             return
         super().on_message_begin()
         self._began = self._began_here = self._head_open = True
-        self._head_seen = self._head_bytes = 0
+        self._head_seen = self._head_bytes = self._framing = self._chunks = 0
         self._start_clock()
 
     def on_url(self, url: bytes) -> None:
@@ -162,7 +177,11 @@ class _Limited(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if not self._ended:
+            self._body_now += len(body)
             super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        self._chunks += 1  # each chunk may carry a few bytes of framing (its size line and CRLF)
 
     def on_message_complete(self) -> None:
         if self._ended:
