@@ -175,6 +175,18 @@ def test_a_fifo_or_dev_stdout_as_output_is_written_through(tmp_path):
     assert res.returncode == 0 and json.loads(out.read_text("utf-8"))["entities"][0]["word"] == "서울역"
 
 
+def test_a_planted_symlink_to_someone_elses_fifo_is_refused(tmp_path):
+    """In a shared folder another user can plant `out.jsonl -> their FIFO` and read the entities as they are
+    written; only /dev's links and this process's own descriptors are written through."""
+    fifo = tmp_path / "their-fifo"
+    os.mkfifo(fifo)
+    planted = tmp_path / "out.jsonl"
+    planted.symlink_to(fifo)
+    res = run(["ner", "--output", str(planted), "김민수 씨는 서울대병원에 입원했다."])
+    assert "is a symlink" in one_line_error(res)
+    assert planted.is_symlink() and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
 def _victim(tmp_path: Path) -> Path:
     victim = tmp_path / "victim.txt"
     victim.write_text("someone else's data\n")

@@ -7,9 +7,10 @@ replaces an existing file or folder keeps that one's permissions, and its owner 
 may set them (as root), as writing into it with `open()` would.
 
 An output is never written through a symlink: a symlink given as the output is refused (in a shared folder
-such as /tmp, another user could have planted it to point at a file of yours), unless it leads to a FIFO,
-a device or a socket (`/dev/stdout`), or to the file this process's standard output or error is open on
-(`--output /dev/stdout > out.jsonl`), which are written to as they are.
+such as /tmp, another user could have planted it to point at a file of yours, or at a FIFO of theirs), unless
+it is one of /dev's or this process's own descriptors (`/dev/stdout`, `/dev/fd/63` of a shell's `>(...)`), or
+leads to the file this process's standard output or error is open on (`--output /dev/stdout > out.jsonl`),
+which are written to as they are. A FIFO, device or socket named directly is written to as it is.
 """
 from __future__ import annotations
 
@@ -136,16 +137,22 @@ def is_special(path: Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def _own_descriptors(link: Path) -> bool:
+    """True for a link no other user can plant: in /dev (root's) or among this process's own descriptors."""
+    parent = os.path.realpath(os.path.dirname(os.path.abspath(link)))
+    return parent == "/dev" or parent in ("/dev/fd", f"/proc/{os.getpid()}/fd", "/proc/self/fd")
+
+
 def written_as_is(final: Path) -> bool:
     """True for an output written to directly rather than replaced: a FIFO, a device or a socket (a symlink to
     one too: `/dev/stdout`), or a symlink to the file this process's standard output or error is open on.
 
     OutputError for any other symlink: koner never writes through one (see the module's docstring).
     """
-    if is_special(final):
-        return True
     if not final.is_symlink():
-        return False
+        return is_special(final)
+    if is_special(final) and _own_descriptors(final):
+        return True  # /dev/stdout, /dev/fd/N, /proc/self/fd/N: this process's own pipes and terminals
     try:
         target = os.stat(final)
     except OSError:
