@@ -82,7 +82,7 @@ class NER:
         model_path, graph = files.model(model_name)
         top_id = self.tokenizer.vocab_size - 1
         if graph is not None:  # max_length and token ids within the graph's tables
-            top_id = files.check_fit(model_name, graph, self.tokenizer.path, lambda: _max_token_id(self.tokenizer))
+            top_id = files.check_fit(model_name, graph, self.tokenizer.path, self.tokenizer.max_id)
         if options.memory_pattern is None:
             options = replace(options, memory_pattern=self.workers > 1)
         self.session = ModelSession(model_path, options, quantized, prefused)
@@ -393,12 +393,6 @@ def _warn_if_saturating(folder: Path) -> None:
                       "so a few labels and scores may differ from a VNNI or ARM64 machine's; re-export the model "
                       "with this koner's `koner export` (it keeps int8 weights within range by default)",
                       SaturationWarning, stacklevel=4)
-
-
-def _max_token_id(tokenizer: TextTokenizer) -> int:
-    """The highest id the tokenizer can give, added tokens included (its ids need not be contiguous)."""
-    vocab = tokenizer._tok.get_vocab(with_added_tokens=True)  # tokens.py keeps the `tokenizers` object private
-    return max(max(vocab.values(), default=0), tokenizer.vocab_size - 1)
 
 
 def _check_workers(workers: object) -> int:

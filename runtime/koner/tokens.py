@@ -148,6 +148,13 @@ class TextTokenizer:
         self.word_aware = bool(model_spec.get("continuing_subword_prefix"))
         self.decoder = self._tok.decoder
 
+
+    def max_id(self) -> int:
+        """The highest id this tokenizer can give, added tokens included (its ids need not be contiguous; this
+        copies the vocabulary, so a caller that needs it often should remember it)."""
+        vocab = self._tok.get_vocab(with_added_tokens=True)
+        return max(max(vocab.values(), default=0), self.vocab_size - 1)
+
     def encode(self, text: str) -> Tokens:
         """Tokenize one text, whole: no truncation. A long text is held in compact arrays."""
         if not isinstance(text, str):
