@@ -178,71 +178,22 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
     """Validate a manifest document; `path` names it in errors."""
     if not isinstance(raw, dict):
         raise ManifestError(path, "must hold a JSON object; re-export the model with `koner export`")
-    fmt = raw.get("format")
-    if not _is_int(fmt):
-        raise ManifestError(path, f"'format' is {_show(fmt)}, not a format number; re-export the model with "
-                                  "`koner export`")
-    if fmt > FORMAT:
-        raise ManifestError(path, f"format {_show(fmt)} was written by a newer koner (this one reads format "
-                                  f"{FORMAT}); upgrade koner: pip install -U koner")
-    if fmt < FORMAT:
-        raise ManifestError(path, f"format {_show(fmt)} is older than this koner's format {FORMAT}; re-export the "
-                                  "model with this koner's `koner export`")
-    labels = raw.get("labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(l, str) and l for l in labels):
-        raise ManifestError(path, "'labels' must be a non-empty list of label names in id order")
-    if len(set(labels)) != len(labels):
-        raise ManifestError(path, "'labels' lists a label twice")
-    if len(labels) > MAX_LABELS:
-        raise ManifestError(path, f"'labels' lists {len(labels):,} labels; koner takes at most {MAX_LABELS:,} (a "
-                                  "token classifier's head has one per label)")
+    fmt = _format(raw, path)
+    labels = _labels(raw, path)
     max_length = raw.get("max_length")
     if not _is_int(max_length) or not 8 <= max_length <= MAX_LENGTH:
         raise ManifestError(path, f"'max_length' is {_show(max_length)}: it must be the model's position count "
                                   f"(an integer from 8 to {MAX_LENGTH:,}, e.g. 512); re-export the model")
-    tok = raw.get("tokenizer") or {}
-    if not isinstance(tok, dict):
-        raise ManifestError(path, "'tokenizer' must be an object")
-    lowercase = _flag(tok, "lowercase", path, "'tokenizer'.")
-    unk_id = tok.get("unk_id")
-    if unk_id is not None and (not _is_int(unk_id) or not -1 <= unk_id < 1 << 31):
-        raise ManifestError(path, f"'tokenizer'.'unk_id' is {_show(unk_id)}, not a token id; re-export the model")
-    tok_max = tok.get("model_max_length")
-    if tok_max is not None and not _is_int(tok_max):
-        raise ManifestError(path, f"'tokenizer'.'model_max_length' is {_show(tok_max)}, not an integer; re-export "
-                                  "the model")
-    if "quantization" not in raw or not isinstance(raw["quantization"], (dict, type(None))):
-        raise ManifestError(path, "lacks 'quantization' (an object, or null for a float model); re-export the model "
-                                  "with `koner export`")
-    quant = raw["quantization"]
-    if isinstance(quant, dict):
-        for key in ("u8u8", "reduce_range", "limit_pairs", "per_channel"):
-            _flag(quant, key, path, "'quantization'.")
-        if quant.get("activations") is not None and not isinstance(quant["activations"], str):
-            raise ManifestError(path, "'quantization'.'activations' must be a string; re-export the model")
+    lowercase, unk_id, tok_max = _tokenizer(raw, path)
+    quant = _quantization(raw, path)
     export = raw.get("export") or {}
     if not isinstance(export, dict):
         raise ManifestError(path, "'export' must be an object")
     inputs = raw.get("inputs")
     if inputs is not None and not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
         raise ManifestError(path, "'inputs' must be a list of the graph's input names; re-export the model")
-    scheme = raw.get("scheme")
-    if scheme is not None:
-        from .scheme import SCHEMES
-
-        if not isinstance(scheme, str) or scheme not in SCHEMES:
-            shown = repr(scheme) if isinstance(scheme, str) else _show(scheme)
-            raise ManifestError(path, f"'scheme' is {shown}, not one of {', '.join(SCHEMES)}; re-export the model "
-                                      "with this koner's `koner export`")
-    arch = raw.get("architecture")
-    if arch is not None and not isinstance(arch, dict):
-        raise ManifestError(path, "'architecture' must be an object; re-export the model with `koner export`")
-    arch = arch or {}
-    model_type = arch.get("model_type")
-    offset = arch.get("position_offset")
-    if offset is not None and (not _is_int(offset) or not 0 <= offset <= 16):
-        raise ManifestError(path, f"'architecture'.'position_offset' is {_show(offset)}, not a small row count; "
-                                  "re-export the model with `koner export`")
+    scheme = _scheme(raw, path)
+    model_type, offset = _architecture(raw, path)
     return Manifest(
         labels=tuple(labels),
         max_length=max_length,
@@ -264,6 +215,86 @@ def parse_manifest(raw: object, path: Path) -> Manifest:
         format=fmt,
         raw=raw,
     )
+
+
+def _format(raw: dict, path: Path) -> int:
+    fmt = raw.get("format")
+    if not _is_int(fmt):
+        raise ManifestError(path, f"'format' is {_show(fmt)}, not a format number; re-export the model with "
+                                  "`koner export`")
+    if fmt > FORMAT:
+        raise ManifestError(path, f"format {_show(fmt)} was written by a newer koner (this one reads format "
+                                  f"{FORMAT}); upgrade koner: pip install -U koner")
+    if fmt < FORMAT:
+        raise ManifestError(path, f"format {_show(fmt)} is older than this koner's format {FORMAT}; re-export the "
+                                  "model with this koner's `koner export`")
+    return fmt
+
+
+def _labels(raw: dict, path: Path) -> list[str]:
+    labels = raw.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(l, str) and l for l in labels):
+        raise ManifestError(path, "'labels' must be a non-empty list of label names in id order")
+    if len(set(labels)) != len(labels):
+        raise ManifestError(path, "'labels' lists a label twice")
+    if len(labels) > MAX_LABELS:
+        raise ManifestError(path, f"'labels' lists {len(labels):,} labels; koner takes at most {MAX_LABELS:,} (a "
+                                  "token classifier's head has one per label)")
+    return labels
+
+
+def _tokenizer(raw: dict, path: Path) -> tuple[bool, Optional[int], Optional[int]]:
+    """The tokenizer section: (lowercase, unk_id, model_max_length)."""
+    tok = raw.get("tokenizer") or {}
+    if not isinstance(tok, dict):
+        raise ManifestError(path, "'tokenizer' must be an object")
+    lowercase = _flag(tok, "lowercase", path, "'tokenizer'.")
+    unk_id = tok.get("unk_id")
+    if unk_id is not None and (not _is_int(unk_id) or not -1 <= unk_id < 1 << 31):
+        raise ManifestError(path, f"'tokenizer'.'unk_id' is {_show(unk_id)}, not a token id; re-export the model")
+    tok_max = tok.get("model_max_length")
+    if tok_max is not None and not _is_int(tok_max):
+        raise ManifestError(path, f"'tokenizer'.'model_max_length' is {_show(tok_max)}, not an integer; re-export "
+                                  "the model")
+    return lowercase, unk_id, tok_max
+
+
+def _quantization(raw: dict, path: Path) -> Optional[dict]:
+    if "quantization" not in raw or not isinstance(raw["quantization"], (dict, type(None))):
+        raise ManifestError(path, "lacks 'quantization' (an object, or null for a float model); re-export the model "
+                                  "with `koner export`")
+    quant = raw["quantization"]
+    if isinstance(quant, dict):
+        for key in ("u8u8", "reduce_range", "limit_pairs", "per_channel"):
+            _flag(quant, key, path, "'quantization'.")
+        if quant.get("activations") is not None and not isinstance(quant["activations"], str):
+            raise ManifestError(path, "'quantization'.'activations' must be a string; re-export the model")
+    return quant
+
+
+def _scheme(raw: dict, path: Path) -> Optional[str]:
+    scheme = raw.get("scheme")
+    if scheme is not None:
+        from .scheme import SCHEMES
+
+        if not isinstance(scheme, str) or scheme not in SCHEMES:
+            shown = repr(scheme) if isinstance(scheme, str) else _show(scheme)
+            raise ManifestError(path, f"'scheme' is {shown}, not one of {', '.join(SCHEMES)}; re-export the model "
+                                      "with this koner's `koner export`")
+    return scheme
+
+
+def _architecture(raw: dict, path: Path) -> tuple[object, Optional[int]]:
+    """The architecture section: (model_type as written, position_offset)."""
+    arch = raw.get("architecture")
+    if arch is not None and not isinstance(arch, dict):
+        raise ManifestError(path, "'architecture' must be an object; re-export the model with `koner export`")
+    arch = arch or {}
+    offset = arch.get("position_offset")
+    if offset is not None and (not _is_int(offset) or not 0 <= offset <= 16):
+        raise ManifestError(path, f"'architecture'.'position_offset' is {_show(offset)}, not a small row count; "
+                                  "re-export the model with `koner export`")
+    return arch.get("model_type"), offset
 
 
 def _saturation_safe(quant: Optional[dict]) -> bool:

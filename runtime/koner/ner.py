@@ -17,8 +17,9 @@ from .errors import LabelMismatchError, ModelNotFoundError, SaturationWarning, V
 from .manifest import read_manifest
 from .mask import Masked, Style, check_style, mask as mask_text
 from .session import ModelSession, SessionOptions, default_workers
-from .scheme import Grouping, Scheme, Tagging, check as check_scheme, decoder, detect
-from .spans import SpanOptions, refine, span_options
+from .options import FIELDS, PER_CALL, Labels, Merge, Options
+from .scheme import Scheme, Tagging, check as check_scheme, decoder, detect
+from .spans import SpanOptions, pipeline_overlaps, refine, span_options
 from .tokens import TextTokenizer, Tokens
 from .verify import FolderFiles
 from .workers import ordered_map
@@ -27,24 +28,15 @@ if TYPE_CHECKING:
     from .render import Rendered
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
-LONG_TEXT = ("windows", "pipeline")  # how a text longer than the model runs: koner's stitched windows, or the pipeline's chunks
-Labels = Union[None, str, Iterable[str]]  # entity types to keep: "PS,LC" or ["PS", "LC"]
-Merge = Union[bool, str, Iterable[str]]  # True: the measured default types; or the types to merge
 T = TypeVar("T")
 
 
 class NER:
     """A loaded koner model; call it on a string for its entities. Safe to share between threads."""
 
-    def __init__(self, folder: Path, *, options: SessionOptions, aggregation: Union[str, Strategy], overlap: int,
-                 model_file: Optional[str] = None, workers: Optional[int] = None, labels: Labels = None,
-                 merge: Merge = False, merge_across: str = "space", decode: str = "argmax",
-                 scheme: Optional[str] = None, grouping: str = "pipeline", long_text: str = "windows"):
-        self.aggregation = Strategy.parse(aggregation)
-        if long_text not in LONG_TEXT:
-            raise ValueError(f"long_text must be one of {', '.join(LONG_TEXT)}, not {long_text!r}")
-        self.long_text = long_text
-        self.decode = Decode.parse(decode)
+    def __init__(self, folder: Path, *, session: SessionOptions, options: Options = Options(),
+                 model_file: Optional[str] = None, workers: Optional[int] = None):
+        self.options = options
         folder = Path(folder)
         if not folder.is_dir():
             raise ModelNotFoundError(f"{folder}: no such model folder; give the folder `koner export` wrote, "
@@ -53,9 +45,9 @@ class NER:
         self.manifest = read_manifest(folder)
         files = FolderFiles(folder, self.manifest)  # every file inside the folder, its sha256 as recorded
         self.labels = self.manifest.labels
-        self.scheme = Scheme.parse(scheme if scheme is not None else self.manifest.scheme or detect(self.labels).value)
+        self.scheme = options.scheme or Scheme.parse(self.manifest.scheme or detect(self.labels).value)
         check_scheme(self.labels, self.scheme)
-        self.grouping = Grouping.parse(grouping)
+        self.grouping = options.grouping
         self.tagging = Tagging(self.labels, self.scheme, self.grouping)
         self.entity_types = self.tagging.entity_types()
         self.bio = decoder(self.labels, self.scheme)
@@ -63,29 +55,25 @@ class NER:
                                        lowercase=self.manifest.lowercase, unk_id=self.manifest.unk_id)
         self._aggregations: dict[tuple[Strategy, Decode], Aggregation] = {}
         self.aggregator()  # a word-level aggregation with Viterbi is refused now, not at the first call
-        self.spans = span_options(self.entity_types, labels, merge, merge_across)
+        self.spans = span_options(self.entity_types, options.labels, options.merge, options.merge_across)
         self.max_length = self.manifest.max_length
         # the pipeline chunks at its tokenizer's model_max_length, which may be below the position table
-        self._whole = self.max_length if long_text == "windows" else min(
+        self._whole = self.max_length if self.long_text == "windows" else min(
             self.max_length, self.manifest.tokenizer_max_length or self.max_length)
-        width = self._whole - 2
-        most = width // 2 if long_text == "windows" else width - 1  # the pipeline takes any stride below a chunk
-        if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= overlap <= most:
-            raise ValueError(f"overlap must be an integer from 0 to {most} tokens, not {overlap!r}")
-        self.overlap = overlap
+        _check_overlap(options.overlap, self._whole - 2, self.long_text)
         own_file = model_file in (None, self.manifest.model_file)
         quantized = self.manifest.quantized if own_file else None  # None: look in the file
         prefused = own_file and self.manifest.prefused
-        self.workers = _check_workers(workers) if workers is not None else default_workers(options.intra_op_threads)
+        self.workers = _check_workers(workers) if workers is not None else default_workers(session.intra_op_threads)
         # the graph and its weights are checked before onnxruntime opens them: files inside the folder only
         model_name = model_file or self.manifest.model_file
         model_path, graph = files.model(model_name)
         top_id = self.tokenizer.vocab_size - 1
         if graph is not None:  # max_length and token ids within the graph's tables
             top_id = files.check_fit(model_name, graph, self.tokenizer.path, self.tokenizer.max_id)
-        if options.memory_pattern is None:
-            options = replace(options, memory_pattern=self.workers > 1)
-        self.session = ModelSession(model_path, options, quantized, prefused)
+        if session.memory_pattern is None:
+            session = replace(session, memory_pattern=self.workers > 1)
+        self.session = ModelSession(model_path, session, quantized, prefused)
         # Dynamic int8 quantization with one scale per call scales the activations of a whole call together, so
         # a padded batch would make one text's labels depend on its neighbours: such models run one window a
         # call. Per-token scales (`koner export --per-token-scales`) leave each row alone: they batch like float.
@@ -101,7 +89,7 @@ class NER:
              memory_arena: bool = True, memory_pattern: Optional[bool] = None, optimization: str = "auto",
              overlap: int = 128, model_file: Optional[str] = None, labels: Labels = None, merge: Merge = False,
              merge_across: str = "space", decode: str = "argmax", scheme: Optional[str] = None,
-             grouping: str = "pipeline", long_text: str = "windows") -> "NER":
+             grouping: str = "pipeline", long_text: str = "windows", options: Optional[Options] = None) -> "NER":
         """Load a model folder (None: the bundled stand-in) and check it; `model_file` names another .onnx in it.
 
         `labels` keeps only those entity types (e.g. "PS,LC"); `merge` joins split same-type spans (True: the
@@ -113,13 +101,39 @@ class NER:
         `long_text="pipeline"` runs a text longer than the model as `pipeline(..., stride=overlap)` does
         (chunks grouped alone, overlapping entities resolved by length, then score) instead of koner's
         stitched windows (default: every token keeps the most context, entities grouped over the whole text).
+        `options`: all of these as one `koner.Options` value instead (then leave those keywords out).
         """
+        given = dict(aggregation=aggregation, long_text=long_text, decode=decode, scheme=scheme, grouping=grouping,
+                     labels=labels, merge=merge, merge_across=merge_across, overlap=overlap)
+        if options is None:
+            options = Options.parse(**given)
+        elif given != _LOAD_DEFAULTS:
+            raise TypeError("NER.load takes entity options either as keywords or as options=, not both; "
+                            f"use options.override(...) for {', '.join(k for k in given if given[k] != _LOAD_DEFAULTS[k])}")
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization, memory_pattern=memory_pattern)
-        return cls(Path(path) if path is not None else DEFAULT_MODEL, options=opts, aggregation=aggregation,
-                   overlap=overlap, model_file=model_file, workers=workers, labels=labels, merge=merge,
-                   merge_across=merge_across, decode=decode, scheme=scheme, grouping=grouping,
-                   long_text=long_text)
+        return cls(Path(path) if path is not None else DEFAULT_MODEL, session=opts, options=options,
+                   model_file=model_file, workers=workers)
+
+    @property
+    def aggregation(self) -> Strategy:
+        """The aggregation strategy this model was loaded with."""
+        return self.options.aggregation
+
+    @property
+    def decode(self) -> Decode:
+        """The decoder this model was loaded with."""
+        return self.options.decode
+
+    @property
+    def long_text(self) -> str:
+        """How a text longer than the model runs: "windows" or "pipeline"."""
+        return self.options.long_text
+
+    @property
+    def overlap(self) -> int:
+        """Tokens shared by neighbouring windows (or the pipeline's chunks) of a long text."""
+        return self.options.overlap
 
     def _check_model(self, top_id: int) -> None:
         """Run the model once on its highest token id: the embedding table holds it, the output has a score per
@@ -139,26 +153,30 @@ class NER:
                                             f"{width} scores per token; re-export the model with `koner export`")
 
     def __call__(self, text: str, *, aggregation: Optional[str] = None, labels: Labels = None,
-                 merge: Optional[Merge] = None, decode: Optional[str] = None) -> list[Entity]:
+                 merge: Optional[Merge] = None, decode: Optional[str] = None,
+                 options: Optional[Options] = None) -> list[Entity]:
         """The entities of one text, in text order, with character offsets into it."""
-        return list(self.iter_entities(text, aggregation=aggregation, labels=labels, merge=merge, decode=decode))
+        return list(self.iter_entities(text, aggregation=aggregation, labels=labels, merge=merge, decode=decode,
+                                       options=options))
 
     def mask(self, text: str, *, labels: Labels = None, style: Style = "tag", salt: Optional[str] = None,
              aggregation: Optional[str] = None, merge: Optional[Merge] = None,
-             decode: Optional[str] = None) -> Masked:
+             decode: Optional[str] = None, options: Optional[Options] = None) -> Masked:
         """`text` with its entities (of `labels`' types) replaced, and the replacements with original offsets."""
         check_style(style)
         return mask_text(text, self.iter_entities(text, aggregation=aggregation, labels=labels, merge=merge,
-                                                  decode=decode), style, salt)
+                                                  decode=decode, options=options), style, salt)
 
     def render(self, texts: Union[str, Iterable[str]], *, aggregation: Optional[str] = None, labels: Labels = None,
-               merge: Optional[Merge] = None, decode: Optional[str] = None) -> "Rendered":
+               merge: Optional[Merge] = None, decode: Optional[str] = None,
+               options: Optional[Options] = None) -> "Rendered":
         """A text (or texts) with its entities highlighted: `.html` is a page, and a notebook shows it inline."""
         from .render import Rendered
 
+        opts = self.call_options(options, aggregation=aggregation, labels=labels, merge=merge, decode=decode)
         items = [texts] if isinstance(texts, str) else list(texts)
-        found = self.batch(items, aggregation=aggregation, labels=labels, merge=merge, decode=decode)
-        spans = self._spans(labels, merge)
+        found = self.batch(items, options=opts)
+        spans = self._spans(opts)
         types = [t for t in self.entity_types if spans.keep is None or t in spans.keep]
         return Rendered(list(zip(items, found)), types)
 
@@ -168,13 +186,15 @@ class NER:
 
     def iter_entities(self, text: str, *, aggregation: Optional[str] = None, labels: Labels = None,
                       merge: Optional[Merge] = None, decode: Optional[str] = None, workers: Optional[int] = None,
-                      tokens: Optional[Tokens] = None, poll: Optional[Callable[[], None]] = None) -> Iterator[Entity]:
+                      tokens: Optional[Tokens] = None, poll: Optional[Callable[[], None]] = None,
+                      options: Optional[Options] = None) -> Iterator[Entity]:
         """The entities of one text as they are found: a long text's windows run on `workers` threads.
 
         `tokens`: `tokenize(text)`, when the caller has it already. `poll`: called before each window is run
         (a long text has many, whether or not they hold entities); what it raises stops the iteration.
         """
-        how, spans = self.aggregator(aggregation, decode), self._spans(labels, merge)
+        opts = self.call_options(options, aggregation=aggregation, labels=labels, merge=merge, decode=decode)
+        how, spans = self.aggregator(opts.aggregation, opts.decode), self._spans(opts)
         if not _check_text(text):
             return iter(())
         return refine(self._text_entities(text, self.tokenize(text) if tokens is None else tokens, how,
@@ -183,7 +203,7 @@ class NER:
 
     def pipe(self, texts: Iterable[str], *, batch_size: int = 32, workers: Optional[int] = None,
              aggregation: Optional[str] = None, labels: Labels = None, merge: Optional[Merge] = None,
-             decode: Optional[str] = None) -> Iterator[list[Entity]]:
+             decode: Optional[str] = None, options: Optional[Options] = None) -> Iterator[list[Entity]]:
         """Each text's entities, lazily and in input order, computed by `workers` threads sharing the session.
 
         Any iterable works (a generator over a huge file too): at most `workers * batch_size` texts are read
@@ -193,7 +213,8 @@ class NER:
             raise TypeError("pipe() takes an iterable of strings; call the model itself on a single string")
         batch_size = check_positive("batch_size", batch_size)
         workers = self.workers if workers is None else _check_workers(workers)
-        how, spans = self.aggregator(aggregation, decode), self._spans(labels, merge)
+        opts = self.call_options(options, aggregation=aggregation, labels=labels, merge=merge, decode=decode)
+        how, spans = self.aggregator(opts.aggregation, opts.decode), self._spans(opts)
         # int8 with per-call scales: one text a job (its windows run one per call anyway); float and per-token
         # int8: `batch_size` texts a job, padded
         chunk = 1 if self._rows_alone else batch_size
@@ -210,22 +231,33 @@ class NER:
 
     def batch(self, texts: Iterable[str], batch_size: int = 16, *, aggregation: Optional[str] = None,
               labels: Labels = None, merge: Optional[Merge] = None, decode: Optional[str] = None,
-              workers: Optional[int] = None) -> list[list[Entity]]:
+              workers: Optional[int] = None, options: Optional[Options] = None) -> list[list[Entity]]:
         """The entities of each text of a list, in input order (`pipe`, collected)."""
         if isinstance(texts, str):
             raise TypeError("batch() takes a list of strings; call the model itself on a single string")
         return list(self.pipe(texts, batch_size=batch_size, workers=workers, aggregation=aggregation, labels=labels,
-                              merge=merge, decode=decode))
+                              merge=merge, decode=decode, options=options))
 
     # ------------------------------------------------------------------ stages
 
+    def call_options(self, options: Optional[Options] = None, **overrides: object) -> Options:
+        """The options of one call: `options` (None: the model's) with the per-call keywords that are not None.
+
+        Only the per-call options (aggregation, decode, labels, merge) may differ from the model's; the others
+        are fixed when a model loads."""
+        base = self.options
+        if options is not None and options != base:
+            fixed = [f for f in FIELDS if f not in PER_CALL and getattr(options, f) != getattr(base, f)]
+            if fixed:
+                raise ValueError(f"{', '.join(fixed)} can only be set when a model loads: "
+                                 f"NER.load(..., options=...) with them")
+            base = options
+        return base.override(**overrides)
+
     def aggregator(self, aggregation: Optional[str] = None, decode: Optional[str] = None) -> Aggregation:
         """How this model's scores become entities with these options (None: the ones it was loaded with)."""
-        key = (self.aggregation if aggregation is None else Strategy.parse(aggregation),
-               self.decode if decode is None else Decode.parse(decode))
-        if key[0] is Strategy.NONE and self.long_text == "pipeline":
-            raise ValueError("aggregation 'none' does not work with long_text='pipeline': the transformers "
-                             "pipeline refuses it with a stride; choose simple, first, average or max")
+        opts = self.options.override(aggregation=aggregation, decode=decode)
+        key = (opts.aggregation, opts.decode)
         found = self._aggregations.get(key)
         if found is None:
             found = self._aggregations[key] = Aggregation(self.labels, key[0], self.tokenizer.join,
@@ -233,11 +265,11 @@ class NER:
                                                           word_aware=self.tokenizer.word_aware, tagging=self.tagging)
         return found
 
-    def _spans(self, labels: Labels, merge: Optional[Merge]) -> SpanOptions:
-        if labels is None and merge is None:
+    def _spans(self, opts: Options) -> SpanOptions:
+        base = self.options
+        if (opts.labels, opts.merge, opts.merge_across) == (base.labels, base.merge, base.merge_across):
             return self.spans
-        return span_options(self.entity_types, self.spans.keep if labels is None else labels,
-                            self.spans.merge if merge is None else merge, self.spans.across)
+        return span_options(self.entity_types, opts.labels, opts.merge, opts.merge_across)
 
     def _job(self, job: list[tuple[int, str]], how: Aggregation, spans: SpanOptions) -> list[list[Entity]]:
         """The entities of a few (input position, text) pairs, on one worker thread; a failure names its input."""
@@ -299,39 +331,16 @@ class NER:
 
     def _pipeline_chunks(self, text: str, tokens: Tokens, how: Aggregation,
                          poll: Optional[Callable[[], None]] = None) -> list[Entity]:
-        """A long text as the transformers pipeline runs it with `stride`: each chunk's entities, then of the
-        entities that overlap the longer (on a tie, the higher score) kept, in text order."""
+        """A long text as the transformers pipeline runs it with `stride`: each chunk's entities, then the
+        pipeline's rule for those that overlap."""
         found: list[Entity] = []
         for w, chunk in _polled(win.pipeline_chunks(tokens, self._whole, self.overlap), poll):
             found += how.entities(text, chunk, self._run([w.ids])[0], base=w.start - 1)
-        if not found:
-            return []
-        found.sort(key=lambda e: e.start)  # stable, as the pipeline's sorted()
-        out: list[Entity] = []
-        prev = found[0]
-        for e in found:  # the pipeline's loop, literally: it visits the first entity too (an empty one twice)
-            if prev.start <= e.start < prev.end:
-                if (e.end - e.start) > (prev.end - prev.start) or \
-                        ((e.end - e.start) == (prev.end - prev.start) and e.score > prev.score):
-                    prev = e
-            else:
-                out.append(prev)
-                prev = e
-        out.append(prev)
-        return out
+        return pipeline_overlaps(found)
 
     def _run(self, ids: list[np.ndarray]) -> list[np.ndarray]:
         """Logits of each id sequence: one call each for per-call int8 scales, else one padded batch."""
-        if self._rows_alone or len(ids) == 1:
-            return [self.session.run(x[None, :], np.ones((1, len(x)), np.int64))[0] for x in ids]
-        n = max(len(x) for x in ids)
-        batch = np.zeros((len(ids), n), dtype=np.int64)
-        mask = np.zeros((len(ids), n), dtype=np.int64)
-        for r, x in enumerate(ids):
-            batch[r, :len(x)] = x
-            mask[r, :len(x)] = 1
-        lg = self.session.run(batch, mask)
-        return [lg[r, :len(x)] for r, x in enumerate(ids)]
+        return self.session.run_each(ids, alone=self._rows_alone)
 
 
 class _JobFailed(Exception):
@@ -397,3 +406,13 @@ def _warn_if_saturating(folder: Path) -> None:
 
 def _check_workers(workers: object) -> int:
     return check_threads("workers", workers)
+
+
+def _check_overlap(overlap: object, width: int, long_text: str) -> None:
+    most = width // 2 if long_text == "windows" else width - 1  # the pipeline takes any stride below a chunk
+    if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= overlap <= most:
+        raise ValueError(f"overlap must be an integer from 0 to {most} tokens, not {overlap!r}")
+
+
+_LOAD_DEFAULTS = dict(aggregation="simple", long_text="windows", decode="argmax", scheme=None, grouping="pipeline",
+                      labels=None, merge=False, merge_across="space", overlap=128)

@@ -103,6 +103,20 @@ class ModelSession:
             feed["token_type_ids"] = np.zeros_like(ids)
         return self._sess.run(None, feed)[0]
 
+    def run_each(self, ids: list[np.ndarray], alone: bool = False) -> list[np.ndarray]:
+        """Logits [seq, labels] of each id sequence: one padded batch, or one call each when `alone` (a graph
+        whose dynamic int8 scales a whole call together) or for a single sequence."""
+        if alone or len(ids) == 1:
+            return [self.run(x[None, :], np.ones((1, len(x)), np.int64))[0] for x in ids]
+        n = max(len(x) for x in ids)
+        batch = np.zeros((len(ids), n), dtype=np.int64)
+        mask = np.zeros((len(ids), n), dtype=np.int64)
+        for r, x in enumerate(ids):
+            batch[r, :len(x)] = x
+            mask[r, :len(x)] = 1
+        lg = self.run(batch, mask)
+        return [lg[r, :len(x)] for r, x in enumerate(ids)]
+
 
 def _is_quantized(path: Path) -> bool:
     """Whether the graph quantizes activations at run time (DynamicQuantizeLinear appears in it)."""

@@ -75,6 +75,26 @@ def refine(ents: Iterable[Entity], text: str, opts: SpanOptions) -> Iterator[Ent
     return iter(ents)
 
 
+def pipeline_overlaps(found: list[Entity]) -> list[Entity]:
+    """The transformers pipeline's rule for the entities of overlapping chunks of a long text (`stride`): of
+    the entities that overlap the longer (on a tie, the higher score) kept, in text order."""
+    if not found:
+        return []
+    found = sorted(found, key=lambda e: e.start)  # stable, as the pipeline's sorted()
+    out: list[Entity] = []
+    prev = found[0]
+    for e in found:  # the pipeline's loop, literally: it visits the first entity too (an empty one twice)
+        if prev.start <= e.start < prev.end:
+            if (e.end - e.start) > (prev.end - prev.start) or \
+                    ((e.end - e.start) == (prev.end - prev.start) and e.score > prev.score):
+                prev = e
+        else:
+            out.append(prev)
+            prev = e
+    out.append(prev)
+    return out
+
+
 def _merge(ents: Iterable[Entity], text: str, tags: frozenset, joiners: str) -> Iterator[Entity]:
     run: list[Entity] = []
     for e in ents:

@@ -1,0 +1,77 @@
+"""`koner.Options`: entity options as one value, checked once, the same entities as the keywords."""
+import pytest
+
+from koner import NER, Options
+
+TEXTS = ["아이유 노래 검색해줘.", "어제 서울역에서 삼성전자 직원 김민수 씨를 만났다.", "토트넘 홋스퍼의 손흥민이 런던에서 골을 넣었다."]
+
+
+@pytest.fixture(scope="module")
+def ner():
+    return NER.load(workers=1)
+
+
+def dicts(found):
+    return [[e.to_dict() for e in ents] for ents in found]
+
+
+@pytest.mark.parametrize("values, option", [
+    ({"aggregation": "biggest"}, "aggregation"),
+    ({"decode": "beam"}, "decode"),
+    ({"grouping": "words"}, "grouping"),
+    ({"scheme": "IOB3"}, "scheme"),
+    ({"long_text": "chunks"}, "long_text"),
+    ({"merge_across": "tabs"}, "merge_across"),
+    ({"aggregation": "first", "decode": "viterbi"}, "viterbi"),
+    ({"aggregation": "none", "long_text": "pipeline"}, "long_text"),
+])
+def test_a_bad_value_is_refused_when_the_options_are_made(values, option):
+    with pytest.raises(ValueError, match=option):
+        Options.parse(**values)
+
+
+def test_an_unknown_option_is_a_type_error_naming_the_options():
+    with pytest.raises(TypeError, match="aggregation_strategy.*koner's entity options are aggregation"):
+        Options.parse(aggregation_strategy="simple")
+
+
+def test_options_give_the_same_entities_as_the_keywords(ner):
+    opts = Options.parse(decode="viterbi", labels="PS, LC", merge=True)
+    assert opts.labels == ("PS", "LC")
+    by_options = NER.load(options=opts, workers=1)
+    by_keywords = NER.load(decode="viterbi", labels="PS,LC", merge=True, workers=1)
+    assert dicts(by_options.batch(TEXTS)) == dicts(by_keywords.batch(TEXTS))
+    assert dicts(by_options.batch(TEXTS)) != dicts(ner.batch(TEXTS))  # the options did change the entities
+    assert {e.label for ents in by_options.batch(TEXTS) for e in ents} <= {"PS", "LC"}
+
+
+def test_a_call_overrides_the_model_options(ner):
+    text = TEXTS[1]
+    ps_only = Options.parse(labels="PS")
+    assert dicts([ner(text, options=ps_only)]) == dicts([ner(text, labels="PS")])
+    assert {e.label for e in ner(text, options=ps_only)} == {"PS"}
+    # a call's keyword wins over its options
+    assert dicts([ner(text, options=ps_only, labels="LC")]) == dicts([ner(text, labels="LC")])
+    assert dicts(ner.pipe([text], options=ps_only)) == dicts([ner(text, labels="PS")])
+    assert ner.mask(text, options=ps_only).text == ner.mask(text, labels="PS").text
+
+
+def test_load_time_options_cannot_change_per_call(ner):
+    with pytest.raises(ValueError, match="long_text can only be set when a model loads"):
+        ner(TEXTS[0], options=Options.parse(long_text="pipeline"))
+
+
+def test_load_takes_keywords_or_options_not_both():
+    with pytest.raises(TypeError, match="either as keywords or as options=.*labels"):
+        NER.load(options=Options(), labels="PS")
+
+
+def test_an_unknown_entity_type_is_refused_against_the_model():
+    opts = Options.parse(labels="PS,XX")  # types are the model's business: checked when it takes them
+    with pytest.raises(ValueError, match="unknown entity type.*'XX'"):
+        NER.load(options=opts)
+
+
+def test_from_mapping_takes_the_fields_of_a_namespace():
+    opts = Options.from_mapping({"aggregation": "max", "labels": None, "threads": 2, "input": "x.txt"})
+    assert opts == Options.parse(aggregation="max")
