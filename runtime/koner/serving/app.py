@@ -15,18 +15,15 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse as StarletteJSON, Response
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from .. import jsonl
 from ..cpu import int8_path
-from ..aggregate import STRATEGIES, Strategy, check_decode
+from ..aggregate import Strategy
 from ..check import CheckReport
 from ..decode import Decode
 from ..ner import NER
@@ -34,52 +31,12 @@ from . import openapi, ui
 from .gate import ClientGone, Gate, Overloaded, Stopped, TimedOut
 from .hosts import AllowedHosts
 from .metrics import CONTENT_TYPE, Metrics
+from .requests import hf_request, read_json, v1_request
+from .responses import EXCEPTION_HANDLERS, ApiError, JSONResponse, client_closed, error_response
+from .settings import Settings
 
 access_log = logging.getLogger("koner.access")
 log = logging.getLogger("koner.serve")
-READ_TIMED_OUT = "koner.read_timed_out"  # scope key set by the connection when --read-timeout ended the body
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What `koner serve` was told; the defaults are the ones README explains."""
-
-    workers: int = 2  # inference slots
-    max_queue: int = 64
-    max_body_bytes: int = 1 << 20
-    max_texts: int = 64
-    max_chars: int = 100_000  # characters of all texts of one request together
-    timeout: float = 30.0
-    api_key: Optional[str] = None
-    aggregation: str = "simple"
-    decode: str = "argmax"
-    ui: bool = True  # the demo page at GET /
-    allowed_hosts: Optional[AllowedHosts] = None  # None: every Host header is answered
-    max_connections: int = 256  # connection limits, enforced by the connection (connections.py)
-    max_header_bytes: int = 16 * 1024
-    read_timeout: float = 10.0
-    check: bool = False  # run `koner check` before loading the model; /readyz reports it
-
-
-class JSONResponse(StarletteJSON):
-    """A JSON answer written by koner's one JSON rule: UTF-8, with \\u escapes where lone surrogates are (an
-    entity's text keeps what the request sent, and a request may escape surrogates)."""
-
-    def render(self, content: object) -> bytes:
-        return jsonl.dumps(content, separators=(",", ":")).encode("utf-8")
-
-
-class ApiError(Exception):
-    """An answer other than 200: status, a stable code and a message for the client."""
-
-    def __init__(self, status: int, code: str, message: str, headers: Optional[dict] = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-def error_response(status: int, code: str, message: str, headers: Optional[dict] = None) -> JSONResponse:
-    """The JSON error body every route uses."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 class Service:
@@ -179,95 +136,18 @@ def create_app(load: Callable[[], NER], settings: Settings,
     (`koner check` of its folder) where given."""
     service = Service(load, settings, check)
 
-    async def read_json(request: Request) -> object:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            raise ApiError(415, "unsupported_media_type", f"send the body as application/json, not {ctype or 'nothing'}")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise ApiError(413, "body_too_large", f"the body has {int(declared):,} bytes; the limit is "
-                                                  f"{settings.max_body_bytes:,} (--max-body-bytes)")
-        body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > settings.max_body_bytes:
-                    raise ApiError(413, "body_too_large", f"the body is over the limit of "
-                                                          f"{settings.max_body_bytes:,} bytes (--max-body-bytes)")
-        except ClientDisconnect:
-            if request.scope.get(READ_TIMED_OUT):
-                raise ApiError(408, "read_timeout", f"the body did not arrive within {settings.read_timeout:g} s "
-                                                    "(--read-timeout)") from None
-            raise client_closed() from None
-        try:
-            return jsonl.loads(bytes(body))
-        except jsonl.JsonLineError as exc:
-            raise ApiError(400, "invalid_json", f"the body is {exc}") from None
-
-    def texts_of(value: object, field: str) -> tuple[list[str], bool]:
-        """The texts of a request and whether it sent a single string."""
-        single = isinstance(value, str)
-        texts = [value] if single else value
-        if not isinstance(texts, list):
-            raise ApiError(422, "invalid_text", f"'{field}' must be a string or a list of strings")
-        if len(texts) > settings.max_texts:
-            raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one request; the limit is "
-                                                  f"{settings.max_texts} (--max-texts)")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise ApiError(422, "invalid_text", f"text {i} is {type(t).__name__}, not a string")
-        chars = sum(len(t) for t in texts)
-        if chars > settings.max_chars:
-            raise ApiError(413, "too_many_chars", f"{chars:,} characters in one request; the limit is "
-                                                  f"{settings.max_chars:,} (--max-chars)")
-        return texts, single
-
-    def decode_of(value: object, strategy: Strategy) -> Optional[Decode]:
-        if value is None:
-            return None
-        try:
-            decode = Decode.parse(value)  # type: ignore[arg-type]
-            check_decode(strategy, decode)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_decode", str(exc)) from None
-        return decode
-
-    def strategy_of(value: object) -> Strategy:
-        if value is None:
-            return Strategy.parse(settings.aggregation)
-        try:
-            return Strategy.parse(value)  # type: ignore[arg-type]
-        except ValueError:
-            raise ApiError(422, "invalid_aggregation", f"aggregation must be one of {', '.join(STRATEGIES)}, "
-                                                       f"not {value!r}") from None
-
     async def v1_ner(request: Request) -> Response:
-        body = await read_json(request)
-        if not isinstance(body, dict) or ("text" in body) == ("texts" in body):
-            raise ApiError(422, "invalid_request", 'send {"text": "..."} or {"texts": ["...", ...]}')
-        texts, _ = texts_of(body["text"] if "text" in body else body["texts"], "text" if "text" in body else "texts")
-        if "text" in body and not isinstance(body["text"], str):
-            raise ApiError(422, "invalid_text", "'text' must be a string (use 'texts' for a list)")
-        strategy = strategy_of(body.get("aggregation"))
-        results = await service.entities(request, texts, strategy, decode_of(body.get("decode"), strategy))
-        if "text" in body:
+        asked = v1_request(await read_json(request, settings), settings)
+        results = await service.entities(request, asked.texts, asked.aggregation, asked.decode)
+        if asked.single:
             return JSONResponse({"entities": results[0]})
         return JSONResponse({"results": [{"entities": r} for r in results]})
 
     async def hf_inference(request: Request) -> Response:
-        body = await read_json(request)
-        if not isinstance(body, dict) or "inputs" not in body:
-            raise ApiError(422, "invalid_request", 'send {"inputs": "..."} or {"inputs": ["...", ...]}')
-        params = body.get("parameters")
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise ApiError(422, "invalid_request", "'parameters' must be an object")
-        texts, single = texts_of(body["inputs"], "inputs")
-        strategy = strategy_of(params.get("aggregation_strategy"))
-        results = await service.entities(request, texts, strategy, decode_of(params.get("decode"), strategy))
+        asked = hf_request(await read_json(request, settings), settings)
+        results = await service.entities(request, asked.texts, asked.aggregation, asked.decode)
         plain = [[{k: v for k, v in e.items() if k != "text"} for e in r] for r in results]  # the API's own fields
-        return JSONResponse(plain[0] if single else plain)
+        return JSONResponse(plain[0] if asked.single else plain)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -319,35 +199,14 @@ def create_app(load: Callable[[], NER], settings: Settings,
     if settings.ui:
         routes += [Route("/ui.js", script, methods=["GET"]), Route("/ui.css", stylesheet, methods=["GET"])]
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
-
-    async def api_error(request: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
-        return await api_error(request, client_closed())  # nobody reads it; the access log and metrics count it
-
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        log.error("internal error on %s: %s", request.url.path, type(exc).__name__)  # no text, no traceback
-        return error_response(500, "internal", "internal error; the server log has its type")
-
     @contextlib.asynccontextmanager
     async def lifespan(app):
         service.start()
         yield
         service.gate.close()
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, ApiError: api_error,
-                                                      ClientDisconnect: client_gone, Exception: internal_error},
-                    lifespan=lifespan)
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     return AccessLog(HostCheck(ApiKey(app, settings.api_key), settings.allowed_hosts), service.metrics)
-
-
-def client_closed() -> ApiError:
-    """The answer counted for a request whose client disconnected before it was ready (nobody receives it)."""
-    return ApiError(499, "client_closed", "the client disconnected before its answer was ready")
 
 
 class HostCheck:
