@@ -34,7 +34,7 @@ MAX_LINGERING = 64  # beyond this many lingering connections, one answered here 
 
 @dataclass(frozen=True)
 class Limits:
-    """The connection limits `koner serve` was started with (its defaults: app.Settings)."""
+    """The connection limits `koner serve` was started with (its defaults: settings.Settings)."""
 
     max_connections: int
     max_header_bytes: int

@@ -37,7 +37,7 @@ def _viterbi_rule(settings: Any, aggregation: str) -> dict:
 
 
 def document(settings: Any, version: str, ui: bool) -> dict:
-    """The OpenAPI document for a server started with `settings` (koner.serving.app.Settings)."""
+    """The OpenAPI document for a server started with `settings` (koner.serving.settings.Settings)."""
     limits = (f"At most {settings.max_texts} texts and {settings.max_chars:,} characters in all per request, "
               f"and a body of at most {settings.max_body_bytes:,} bytes (413 beyond: more texts than `maxItems`, "
               f"a text longer than `maxLength`, or texts longer than that together).")
