@@ -178,6 +178,28 @@ def test_bad_input_gets_a_clear_json_error(server, body, headers, status, code):
     assert server.client.get("/nope").json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("method,path,body,status,answer", [
+    ("POST", "/v1/ner", {"texts": "부산 날씨 알려줘."}, 200, "results"),  # a string under 'texts': one result
+    ("POST", "/v1/ner", {"text": ["부산"]}, 422, "'text' must be a string (use 'texts' for a list)"),
+    ("POST", "/v1/ner", {"text": "부산", "texts": ["서울"]}, 422, 'send {"text": "..."} or {"texts": ["...", ...]}'),
+    ("POST", "/", {"inputs": "부산 날씨 알려줘.", "parameters": None}, 200, "list"),
+    ("POST", "/", {"inputs": "부산", "parameters": ["first"]}, 422, "'parameters' must be an object"),
+    ("POST", "/", {"inputs": ["아이유 노래"], "parameters": {"aggregation_strategy": "first", "decode": "viterbi"}},
+     422, "decode='viterbi' works with aggregation 'none' or 'simple', not 'first': word-level strategies choose "
+          "labels from word scores"),
+    ("PUT", "/v1/ner", {"text": "부산"}, 405, "Method Not Allowed"),
+])
+def test_each_body_shape_is_answered_as_documented(server, method, path, body, status, answer):
+    r = server.client.request(method, path, json=body)
+    assert r.status_code == status
+    if answer == "results":
+        assert [len(x["entities"]) > 0 for x in r.json()["results"]] == [True]
+    elif answer == "list":
+        assert r.json() and all(set(e) == {"entity_group", "score", "word", "start", "end"} for e in r.json())
+    else:
+        assert r.json()["error"]["message"] == answer
+
+
 def test_the_body_limit_holds_at_its_edge_with_and_without_content_length(server):
     limit = 1 << 20
     at = b'"' + b"x" * (limit - 2) + b'"'  # exactly the limit: read, then refused for what it holds

@@ -1,6 +1,7 @@
 """`koner serve`: an HTTP NER service on uvicorn + Starlette (the `[serve]` extra).
 
-`gate` admits requests to a bounded pool of inference slots; `metrics` holds the Prometheus
-figures; `app` is the Starlette application (routes, validation, errors, auth, access log); `cli`
-is the `koner serve` verb. Nothing here is imported by `import koner`.
+`app` wires the Starlette application: `middleware` (access log, Host list, API key) around
+`routes` (one method a route), which read a body with `requests`, run it on the `service` and answer
+with `responses`; `gate` admits requests to a bounded pool of inference slots; `metrics` holds the
+Prometheus figures; `cli` is the `koner serve` verb. Nothing here is imported by `import koner`.
 """

@@ -27,14 +27,14 @@ from typing import Any, Callable, Optional
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .. import jsonl
-from .app import READ_TIMED_OUT
+from .requests import READ_TIMED_OUT
 LINGER = 1.0  # seconds a connection answered here stays open, write side shut, before it is closed
 MAX_LINGERING = 64  # beyond this many lingering connections, one answered here is closed at once
 
 
 @dataclass(frozen=True)
 class Limits:
-    """The connection limits `koner serve` was started with (its defaults: app.Settings)."""
+    """The connection limits `koner serve` was started with (its defaults: settings.Settings)."""
 
     max_connections: int
     max_header_bytes: int

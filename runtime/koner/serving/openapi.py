@@ -37,14 +37,50 @@ def _viterbi_rule(settings: Any, aggregation: str) -> dict:
 
 
 def document(settings: Any, version: str, ui: bool) -> dict:
-    """The OpenAPI document for a server started with `settings` (koner.serving.app.Settings)."""
-    limits = (f"At most {settings.max_texts} texts and {settings.max_chars:,} characters in all per request, "
-              f"and a body of at most {settings.max_body_bytes:,} bytes (413 beyond: more texts than `maxItems`, "
-              f"a text longer than `maxLength`, or texts longer than that together).")
+    """The OpenAPI document for a server started with `settings` (koner.serving.settings.Settings)."""
     key = settings.api_key is not None
-    # answered to any route by the connection itself (connections.py) or before routing (hosts.py)
-    too_many = (f"the server holds its {settings.max_connections} connections (too_many_connections; the "
-                "connection is then closed); retry after the Retry-After seconds.")
+    connection = _connection_errors(settings)
+    errors = _route_errors(settings, connection)
+    security = [{"bearer": []}] if key else []
+    auth = {"401": errors["401"]} if key else {}
+    paths: dict = {**_entity_paths(settings, errors, security),
+                   **_service_paths(settings, connection, auth, security)}
+    if ui:
+        for path, op, kind, what in (("/", "page", "text/html", "The demo page"),
+                                     ("/ui.js", "ui_js", "text/javascript", "The demo page's script"),
+                                     ("/ui.css", "ui_css", "text/css", "The demo page's stylesheet")):
+            paths.setdefault(path, {})["get"] = {
+                "summary": what + " (never needs the API key)", "operationId": op, "security": [],
+                "responses": {"200": {"description": what, "content": {kind: {"schema": {"type": "string"}}}},
+                              **connection}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "koner serve", "version": version,
+                 "description": "Korean named-entity recognition. " + _limits(settings)},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}} if key else {},
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _limits(settings: Any) -> str:
+    """The request limits, in words."""
+    return (f"At most {settings.max_texts} texts and {settings.max_chars:,} characters in all per request, "
+            f"and a body of at most {settings.max_body_bytes:,} bytes (413 beyond: more texts than `maxItems`, "
+            f"a text longer than `maxLength`, or texts longer than that together).")
+
+
+def _too_many(settings: Any) -> str:
+    """The answer to a connection over `--max-connections`, in words."""
+    return (f"the server holds its {settings.max_connections} connections (too_many_connections; the "
+            "connection is then closed); retry after the Retry-After seconds.")
+
+
+def _connection_errors(settings: Any) -> dict:
+    """The answers any route may get from the connection itself (connections.py) or before routing (hosts.py)."""
+    too_many = _too_many(settings)
     connection = {
         "400": _error("The bytes are not an HTTP/1.1 request (invalid_http); the connection is closed."),
         "408": _error(f"The request, headers and body, did not arrive within {settings.read_timeout:g} s of its "
@@ -56,6 +92,12 @@ def document(settings: Any, version: str, ui: bool) -> dict:
     if settings.allowed_hosts is not None:
         connection["421"] = _error(f"The Host header names a host this server does not answer for "
                                    f"(host_not_allowed); it answers for {settings.allowed_hosts}.")
+    return connection
+
+
+def _route_errors(settings: Any, connection: dict) -> dict:
+    """Every answer but 200 of a route that runs the model: the connection's, then the request's and the model's."""
+    limits, too_many = _limits(settings), _too_many(settings)
     errors = {
         **connection,
         "400": _error("The body is not JSON koner can read (invalid, not UTF-8, nested too deeply), or the bytes "
@@ -68,10 +110,13 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                       "is busy and the queue is full (overloaded), or " + too_many),
         "504": _error(f"No answer within {settings.timeout:g} s, queue included."),
     }
-    if key:
+    if settings.api_key is not None:
         errors["401"] = _error("No or a wrong API key; send 'Authorization: Bearer <key>'.")
-    auth = {"401": errors["401"]} if key else {}
-    security = [{"bearer": []}] if key else []
+    return errors
+
+
+def _entity_paths(settings: Any, errors: dict, security: list) -> dict:
+    """POST /v1/ner and POST / (the Hugging Face Inference API): their requests, answers and errors."""
     strategy = {"type": ["string", "null"], "enum": [*STRATEGIES, None], "default": settings.aggregation,
                 "description": "null or absent: the server's default"}
     decode = {"type": ["string", "null"], "enum": [*DECODES, None], "default": settings.decode,
@@ -79,7 +124,7 @@ def document(settings: Any, version: str, ui: bool) -> dict:
     viterbi = _viterbi_rule(settings, "aggregation")
     text = {"type": "string", "maxLength": settings.max_chars}
     texts = {"type": "array", "items": text, "maxItems": settings.max_texts}
-    paths: dict = {
+    return {
         "/v1/ner": {"post": {
             "summary": "Entities of one text or of a list of texts",
             "operationId": "ner",
@@ -118,6 +163,13 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                                       {"type": "array", "items": {"$ref": "#/components/schemas/PipelineEntities"}},
                                   ]}}}},
                           **errors}}},
+    }
+
+
+def _service_paths(settings: Any, connection: dict, auth: dict, security: list) -> dict:
+    """GET /healthz, /readyz, /metrics and /openapi.json."""
+    too_many = _too_many(settings)
+    return {
         "/healthz": {"get": {"summary": "Alive (never needs the API key, answers for any Host)",
                              "operationId": "healthz", "security": [],
                              "responses": {"200": {"description": "The process answers", "content": {
@@ -151,56 +203,44 @@ def document(settings: Any, version: str, ui: bool) -> dict:
                                                         "content": {"application/json": {"schema": {"type": "object"}}}},
                                                 **connection}}},
     }
-    if ui:
-        for path, op, kind, what in (("/", "page", "text/html", "The demo page"),
-                                     ("/ui.js", "ui_js", "text/javascript", "The demo page's script"),
-                                     ("/ui.css", "ui_css", "text/css", "The demo page's stylesheet")):
-            paths.setdefault(path, {})["get"] = {
-                "summary": what + " (never needs the API key)", "operationId": op, "security": [],
-                "responses": {"200": {"description": what, "content": {kind: {"schema": {"type": "string"}}}},
-                              **connection}}
+
+
+def _schemas() -> dict:
+    """The shared schemas: Check (`koner check`'s figures), Error, Entities (koner's, with `text`) and
+    PipelineEntities (the pipeline's own)."""
     entity_common = {"score": {"type": "number", "minimum": 0, "maximum": 1}, "word": {"type": "string"},
                      "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}}
     return {
-        "openapi": "3.1.0",
-        "info": {"title": "koner serve", "version": version,
-                 "description": "Korean named-entity recognition. " + limits},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}} if key else {},
-            "schemas": {
-                "Check": {"type": "object", "description": "`koner check`'s figures (koner serve --check)",
-                          "required": ["passed", "exit_code", "int8_path"], "properties": {
-                              "passed": {"type": "boolean"}, "exit_code": {"type": "integer"},
-                              "failure": {"type": "string"},
-                              "int8_path": {"type": "string"}, "exported_on": {"type": ["string", "null"]},
-                              "files_verified": {"type": "integer"}, "files_checked": {"type": "integer"},
-                              "damaged": {"type": "array", "items": {"type": "string"}},
-                              "check_set": {"type": "boolean"}, "sentences": {"type": "integer"},
-                              "identical_entity_lists": {"type": "integer"},
-                              "tokenization_differs": {"type": "integer"}, "decisive_flips": {"type": "integer"},
-                              "new_decisive_flips": {"type": "integer"}, "near_tie_flips": {"type": "integer"},
-                              "exported_decisive_flips": {"type": "integer"}}},
-                "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
-                    "error": {"type": "object", "required": ["code", "message"], "additionalProperties": False,
-                              "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-                "Entities": {"type": "array", "items": {"oneOf": [
-                    {"type": "object", "additionalProperties": False,
-                     "required": ["entity_group", "score", "word", "start", "end", "text"],
-                     "properties": {"entity_group": {"type": "string"}, **entity_common, "text": {"type": "string"}}},
-                    {"type": "object", "additionalProperties": False,
-                     "required": ["entity", "score", "index", "word", "start", "end", "text"],
-                     "properties": {"entity": {"type": "string"}, "index": {"type": "integer"}, **entity_common,
-                                    "text": {"type": "string"}}},
-                ]}},
-                "PipelineEntities": {"type": "array", "items": {"oneOf": [
-                    {"type": "object", "additionalProperties": False,
-                     "required": ["entity_group", "score", "word", "start", "end"],
-                     "properties": {"entity_group": {"type": "string"}, **entity_common}},
-                    {"type": "object", "additionalProperties": False,
-                     "required": ["entity", "score", "index", "word", "start", "end"],
-                     "properties": {"entity": {"type": "string"}, "index": {"type": "integer"}, **entity_common}},
-                ]}},
-            },
-        },
+        "Check": {"type": "object", "description": "`koner check`'s figures (koner serve --check)",
+                  "required": ["passed", "exit_code", "int8_path"], "properties": {
+                      "passed": {"type": "boolean"}, "exit_code": {"type": "integer"},
+                      "failure": {"type": "string"},
+                      "int8_path": {"type": "string"}, "exported_on": {"type": ["string", "null"]},
+                      "files_verified": {"type": "integer"}, "files_checked": {"type": "integer"},
+                      "damaged": {"type": "array", "items": {"type": "string"}},
+                      "check_set": {"type": "boolean"}, "sentences": {"type": "integer"},
+                      "identical_entity_lists": {"type": "integer"},
+                      "tokenization_differs": {"type": "integer"}, "decisive_flips": {"type": "integer"},
+                      "new_decisive_flips": {"type": "integer"}, "near_tie_flips": {"type": "integer"},
+                      "exported_decisive_flips": {"type": "integer"}}},
+        "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {
+            "error": {"type": "object", "required": ["code", "message"], "additionalProperties": False,
+                      "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "Entities": {"type": "array", "items": {"oneOf": [
+            {"type": "object", "additionalProperties": False,
+             "required": ["entity_group", "score", "word", "start", "end", "text"],
+             "properties": {"entity_group": {"type": "string"}, **entity_common, "text": {"type": "string"}}},
+            {"type": "object", "additionalProperties": False,
+             "required": ["entity", "score", "index", "word", "start", "end", "text"],
+             "properties": {"entity": {"type": "string"}, "index": {"type": "integer"}, **entity_common,
+                            "text": {"type": "string"}}},
+        ]}},
+        "PipelineEntities": {"type": "array", "items": {"oneOf": [
+            {"type": "object", "additionalProperties": False,
+             "required": ["entity_group", "score", "word", "start", "end"],
+             "properties": {"entity_group": {"type": "string"}, **entity_common}},
+            {"type": "object", "additionalProperties": False,
+             "required": ["entity", "score", "index", "word", "start", "end"],
+             "properties": {"entity": {"type": "string"}, "index": {"type": "integer"}, **entity_common}},
+        ]}},
     }
