@@ -200,6 +200,22 @@ def test_each_body_shape_is_answered_as_documented(server, method, path, body, s
         assert r.json()["error"]["message"] == answer
 
 
+def test_a_word_level_request_on_a_viterbi_server_is_a_clear_422():
+    """A server started with --decode viterbi refuses a request's word-level aggregation as it refuses the pair
+    sent together: the request's options are the server's with its own, checked once."""
+    s = Server("--decode", "viterbi", "--workers", "1")
+    try:
+        r = s.client.post("/v1/ner", json={"text": "부산 날씨 알려줘.", "aggregation": "first"})
+        assert r.status_code == 422
+        assert r.json()["error"]["code"] == "invalid_decode"
+        assert "decode='viterbi' works with aggregation 'none' or 'simple', not 'first'" in r.json()["error"]["message"]
+        ok = s.client.post("/v1/ner", json={"text": "부산 날씨 알려줘.", "aggregation": "first", "decode": "argmax"})
+        assert ok.status_code == 200 and ok.json()["entities"]
+    finally:
+        s.stop()
+    assert "Traceback" not in s.log()
+
+
 def test_the_body_limit_holds_at_its_edge_with_and_without_content_length(server):
     limit = 1 << 20
     at = b'"' + b"x" * (limit - 2) + b'"'  # exactly the limit: read, then refused for what it holds

@@ -10,10 +10,9 @@ from typing import AsyncIterator, Callable, Optional
 
 from starlette.requests import Request
 
-from ..aggregate import Strategy
 from ..check import CheckReport
-from ..decode import Decode
 from ..ner import NER
+from ..options import Options
 from .gate import ClientGone, Gate, Overloaded, Stopped, TimedOut
 from .metrics import Metrics
 from .responses import ApiError, client_closed
@@ -73,8 +72,7 @@ class Service:
             return False
         return True
 
-    async def entities(self, request: Request, texts: list[str], aggregation: Strategy,
-                       decode: Optional[Decode] = None) -> list[list[dict]]:
+    async def entities(self, request: Request, texts: list[str], options: Options) -> list[list[dict]]:
         """Each text's entities as dicts (pipeline fields + `text`), computed on a slot."""
         ner = self.ner
         if ner is None:
@@ -93,7 +91,7 @@ class Service:
                 toks = ner.tokenize(text)
                 tokens += len(toks.ids) - 2
                 out.append([{**e.to_dict(), "text": e.text} for e in ner.iter_entities(
-                    text, aggregation=aggregation, decode=decode, workers=1, tokens=toks, poll=check)])
+                    text, options=options, workers=1, tokens=toks, poll=check)])
             return out, tokens
 
         loop = asyncio.get_running_loop()

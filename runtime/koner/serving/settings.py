@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ..options import Options
 from .hosts import AllowedHosts
 
 
@@ -26,3 +27,8 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     read_timeout: float = 10.0
     check: bool = False  # run `koner check` before loading the model; /readyz reports it
+
+    @property
+    def options(self) -> Options:
+        """The entity options the model is loaded with: every request's, unless it sends its own."""
+        return Options.parse(aggregation=self.aggregation, decode=self.decode)
