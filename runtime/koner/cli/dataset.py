@@ -15,21 +15,21 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from . import atomic, exitcodes
-from .aggregate import STRATEGIES
-from .dataset_files import (Counts, DatasetError, check_output, input_files, input_format, is_remote,
+from .. import atomic, exitcodes
+from ..aggregate import STRATEGIES
+from ..dataset_files import (Counts, DatasetError, check_output, input_files, input_format, is_remote,
                             output_format, run_local)
-from .decode import DECODES
-from .distributed import NERPredictor
-from .errors import KonerError
-from .progress import Progress
+from ..decode import DECODES
+from ..distributed import NERPredictor
+from ..errors import KonerError
+from ..progress import Progress
 
 ENGINES = ("local", "ray", "spark")
 
 
 def register(sub) -> None:
     """Add the `ner-dataset` verb to the `koner` command's sub-parsers."""
-    from .cli_args import checked, positive_int, thread_count
+    from .args import checked, positive_int, thread_count
 
     p = sub.add_parser("ner-dataset", help="add an entities column to a Parquet or JSONL dataset (local, Ray, Spark)",
                        description="Add each row's entities to a Parquet or JSONL dataset. local writes one file; "
@@ -145,10 +145,10 @@ def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None
     try:
         import ray
     except ImportError:
-        from .ray import RAY_HINT
+        from ..ray import RAY_HINT
 
         raise ImportError(RAY_HINT) from None
-    from . import ray as koner_ray
+    from .. import ray as koner_ray
 
     started = not ray.is_initialized()  # a Ray this process already runs is used as it is
     if started:
@@ -219,10 +219,10 @@ def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> No
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        from .spark import SPARK_HINT
+        from ..spark import SPARK_HINT
 
         raise ImportError(SPARK_HINT) from None
-    from . import spark as koner_spark
+    from .. import spark as koner_spark
 
     active = SparkSession.getActiveSession()  # a session this process already runs is used as it is
     spark = active or _start_spark(args.master)
