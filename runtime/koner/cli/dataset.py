@@ -6,21 +6,16 @@ files. Everything that can be checked (input, output, model, options) is checked
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import sys
-import tempfile
 import time
-from pathlib import Path
-from typing import Any, Iterator, Optional
 
-from .. import atomic, exitcodes
+from .. import exitcodes
 from ..aggregate import STRATEGIES
-from ..dataset_files import (Counts, DatasetError, check_output, input_files, input_format, is_remote,
-                            output_format, run_local)
+from ..batch.files import Counts, check_output, input_files, input_format, output_format
+from ..batch.jobs import write_folder
+from ..batch.local import run_local
+from ..batch.predictor import NERPredictor
 from ..decode import DECODES
-from ..distributed import NERPredictor
 from ..errors import KonerError
 from ..progress import Progress
 
@@ -115,155 +110,28 @@ def _local(args, files: list[str], fmt_in: str, fmt_out: str, predictor: NERPred
     return counts
 
 
-def _options(args) -> dict:
-    return dict(model=args.model, aggregation=args.aggregation, labels=args.labels, merge=args.merge,
-                decode=args.decode)
-
-
 def _engine(args, files: list[str], fmt_in: str, fmt_out: str) -> None:
-    final = Path(args.output)
-    tmp = None if is_remote(args.output) else atomic.temp_path(final, folder=True)
-    target = args.output if tmp is None else str(tmp)
-    try:
-        try:
-            if args.engine == "ray":
-                _ray(args, files, target, fmt_in, fmt_out)
-            else:
-                _spark(args, files, target, fmt_in, fmt_out)
-        except (ImportError, KonerError, ValueError, TypeError, KeyError):
-            raise
-        except Exception as exc:  # an engine's own error: report its root cause in one line
-            raise DatasetError(f"the {args.engine} job failed: {_root_cause(exc)}") from None
-        if tmp is not None:
-            atomic.replace(tmp, final)
-    finally:
-        if tmp is not None:
-            atomic.remove(tmp)
+    """Run the Ray or Spark job, its folder written under a temporary name (`batch.jobs.write_folder`)."""
+    options = dict(model=args.model, aggregation=args.aggregation, labels=args.labels, merge=args.merge,
+                   decode=args.decode, text_column=args.text_column, output_column=args.output_column,
+                   threads=args.workers, batch_size=args.batch_size)
 
+    def ray_job(target: str) -> None:
+        from ..batch import ray as koner_ray
 
-def _ray(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None:
-    try:
-        import ray
-    except ImportError:
-        from ..ray import RAY_HINT
+        with koner_ray.session(args.address):
+            koner_ray.run_files(files, target, fmt_in, fmt_out, actors=args.actors,
+                                cpus_per_actor=args.cpus_per_actor, **options)
 
-        raise ImportError(RAY_HINT) from None
-    from .. import ray as koner_ray
+    def spark_job(target: str) -> None:
+        from ..batch import spark as koner_spark
 
-    started = not ray.is_initialized()  # a Ray this process already runs is used as it is
-    if started:
-        address = args.address or os.environ.get("RAY_ADDRESS")
-        if address:
-            _check_reachable(address)
-        _quiet_ray()
-        where = {"address": address} if address else {"include_dashboard": False}
-        with _held_stderr():  # Ray's core announces its log level on stderr as it starts
-            ray.init(**where, logging_level="ERROR", log_to_driver=False)
-    try:
-        ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
-        koner_ray.run_files(files, target, fmt_in, fmt_out, text_column=args.text_column,
-                            output_column=args.output_column, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
-                            threads=args.workers, batch_size=args.batch_size, **_options(args))
-    finally:
-        if started:
-            ray.shutdown()
+        with koner_spark.session(args.master) as spark:
+            koner_spark.run_files(spark, files, target, fmt_in, fmt_out, ship=args.ship_model,
+                                  partitions=args.partitions, **options)
 
-
-def _check_reachable(address: str) -> None:
-    """Fail at once on a cluster address nothing answers at (Ray itself would keep retrying)."""
-    import socket
-
-    host, _, port = address.rpartition(":")
-    if "://" in address or not host or not port.isdigit():
-        return  # "auto", a Ray Client URL (ray://...): Ray checks those itself
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        raise DatasetError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
-                           "`ray start --head`, or fix --address / RAY_ADDRESS") from None
-
-
-def _quiet_ray() -> None:
-    """Ray's own progress and notices off the command's stderr (they stay in Ray's session logs); its
-    errors still reach the user as the job's exception."""
-    import logging
-
-    import ray.data  # noqa: F401 — configures the ray.data logger, whose console handler is quietened here
-
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    for handler in logging.getLogger("ray.data").handlers:
-        if not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.ERROR)
-
-
-@contextlib.contextmanager
-def _held_stderr() -> Iterator[None]:
-    """Hold what native code writes to stderr inside the block; write it out only if the block fails."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _spark(args, files: list[str], target: str, fmt_in: str, fmt_out: str) -> None:
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        from ..spark import SPARK_HINT
-
-        raise ImportError(SPARK_HINT) from None
-    from .. import spark as koner_spark
-
-    active = SparkSession.getActiveSession()  # a session this process already runs is used as it is
-    spark = active or _start_spark(args.master)
-    try:
-        koner_spark.run_files(spark, files, target, fmt_in, fmt_out, text_col=args.text_column,
-                              out_col=args.output_column, ship=args.ship_model, partitions=args.partitions,
-                              threads=args.workers, batch_size=args.batch_size, **_options(args))
-    finally:
-        if active is None:
-            spark.stop()
-
-
-def _start_spark(master: Optional[str]) -> Any:
-    """A SparkSession for this command: `master` (else spark-submit's or local[*]), quiet on stderr."""
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName("koner ner-dataset")
-    if master:
-        builder = builder.master(master)
-    if (master or "local").startswith("local"):  # local executors: this Python, which has koner
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.config("spark.ui.enabled", "false")
-    builder = builder.config("spark.ui.showConsoleProgress", str(sys.stderr.isatty()).lower())
-    with _held_stderr():  # the JVM's start-up notices (log4j profile, hostname, native libraries)
-        spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
+    write_folder(args.output, args.engine, ray_job if args.engine == "ray" else spark_job)
 
 
 def _message(exc: BaseException) -> str:
     return exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
-_CAUSE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost `SomeError: message` line of an engine's (often very long) error text."""
-    last = None
-    for line in str(exc).splitlines():
-        m = _CAUSE.match(line.strip())
-        if m and not m.group(1).startswith(("Py4J", "RayTask", "PythonException", "SparkException")):
-            last = f"{m.group(1)}: {m.group(2)}"
-    return last or (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
