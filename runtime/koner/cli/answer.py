@@ -35,6 +35,7 @@ class _Feed:
     def shorts(self) -> Iterator[str]:
         """The texts up to the next long one (or the end); each item is held until its answer comes."""
         while True:
+            item: Optional[Item]
             if self.again:
                 item = self.again.popleft()
             elif self.long is not None:  # a failure stopped the pipe before the long text: it comes first
