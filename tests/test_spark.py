@@ -95,8 +95,8 @@ def test_the_earlier_call_form_still_works_and_names_the_new_one(ner, frame):
         named = koner_spark.annotate(df, text_col="body", out_col="ents").toArrow()
     new = koner_spark.annotate(df, text_column="body", output_column="ents").toArrow()
     assert old.column("ents").to_pylist() == named.column("ents").to_pylist() == new.column("ents").to_pylist() == want
-    with pytest.raises(TypeError, match="got both text_col .deprecated. and text_column"):
-        koner_spark.annotate(df, "body", text_column="text")
+    with pytest.raises(TypeError, match="got both out_col .deprecated. and output_column"):
+        koner_spark.annotate(df, "body", "ents", output_column="tags")
 
 
 def test_cli_engine_spark_writes_what_local_writes(tmp_path):
