@@ -35,8 +35,8 @@ def child(run: str, src: Path, out: Path, repeat: int) -> dict:
     """One engine in this process: start-up, then `repeat` jobs from `src` into `out/<run>-<k>`."""
     start = time.perf_counter()
     if run == "local":
-        from koner.dataset_files import run_local
-        from koner.distributed import NERPredictor
+        from koner.batch.local import run_local
+        from koner.batch.predictor import NERPredictor
 
         predictor = NERPredictor()
         predictor.ner  # noqa: B018

@@ -56,3 +56,13 @@ def test_system_p_without_a_baseline_model_is_one_line(tmp_path):
     res = subprocess.run([sys.executable, "-m", "koner.cli", "bench", "--quick", "--systems", "p"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.strip() == "koner: system p needs --baseline-model DIR (a koner model folder)"
+
+
+def test_results_go_to_the_working_folder_without_out(tmp_path):
+    """`koner bench` without --out writes ./koner-bench-results wherever koner is installed (never into the
+    checkout the package was loaded from)."""
+    res = subprocess.run([sys.executable, "-m", "koner.cli", "bench", "--profile", "--threads", "1"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    written = sorted(p.suffix for p in (tmp_path / "koner-bench-results").glob("profile-*"))
+    assert written == [".json", ".md"], res.stderr[-2000:]

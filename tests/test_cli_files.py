@@ -315,15 +315,15 @@ def test_a_folder_output_replaced_under_an_interrupt_is_old_or_new_never_neither
     assert (final / "new.txt").read_text() == "new"
 
 
-def test_a_text_the_model_fails_on_is_skipped_with_its_line_number(tmp_path, monkeypatch, capsys):
+def _fail_on(monkeypatch, text):
+    """Every model loaded from now on fails (RuntimeError) on a call that holds only `text`."""
     import koner.ner as kn
-    from koner.cli import main
 
     load = kn.NER.load
 
     def failing_load(*a, **kw):
         ner = load(*a, **kw)
-        run_, bomb = ner.session.run, ner.tokenize("폭탄 문장").ids.tolist()
+        run_, bomb = ner.session.run, ner.tokenize(text).ids.tolist()
 
         def bad(ids, mask):
             if ids.shape[0] == 1 and ids[0].tolist() == bomb:
@@ -334,6 +334,12 @@ def test_a_text_the_model_fails_on_is_skipped_with_its_line_number(tmp_path, mon
         return ner
 
     monkeypatch.setattr(kn.NER, "load", failing_load)
+
+
+def test_a_text_the_model_fails_on_is_skipped_with_its_line_number(tmp_path, monkeypatch, capsys):
+    from koner.cli import main
+
+    _fail_on(monkeypatch, "폭탄 문장")
     lines = ["아이유 노래 검색해줘.", "서울역으로 안내해줘. " * 3000, "부산 날씨 알려줘.", "폭탄 문장", "BTS 신곡 틀어줘."]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", "utf-8")
     assert main(["ner", "--input", str(tmp_path / "in.txt"), "--workers", "2", "--output", str(tmp_path / "o")]) == 1
@@ -341,6 +347,21 @@ def test_a_text_the_model_fails_on_is_skipped_with_its_line_number(tmp_path, mon
     assert "in.txt line 4: the model failed on it (RuntimeError: onnxruntime failed); line skipped" in err
     recs = [json.loads(x) for x in (tmp_path / "o").read_text("utf-8").splitlines()]
     assert [r["line"] for r in recs] == [1, 2, 3, 5]
+
+
+def test_a_long_line_behind_a_failed_one_keeps_its_place(tmp_path, monkeypatch, capsys):
+    """A failure stops the read-ahead just before a long text: the long text is still answered before the lines
+    read after it."""
+    from koner.cli import main
+
+    _fail_on(monkeypatch, "폭탄 문장")
+    lines = ["아이유 노래 검색해줘.", "폭탄 문장", "서울역으로 안내해줘. " * 3000, "부산 날씨 알려줘."]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", "utf-8")
+    assert main(["ner", "--input", str(tmp_path / "in.txt"), "--workers", "2", "--output", str(tmp_path / "o")]) == 1
+    assert "in.txt line 2: the model failed on it (RuntimeError: onnxruntime failed); line skipped" in capsys.readouterr().err
+    recs = [json.loads(x) for x in (tmp_path / "o").read_text("utf-8").splitlines()]
+    assert [r["line"] for r in recs] == [1, 3, 4]  # input order
+    assert [e["word"] for e in recs[2]["entities"]] == ["부산"]
 
 
 def test_verbose_says_how_the_model_runs():

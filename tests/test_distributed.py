@@ -234,7 +234,8 @@ def test_cli_process_one_line_error(tmp_path):
 
 
 def test_import_koner_and_its_command_pull_no_engine_view_or_integration_library():
-    code = ("import sys, koner, koner.cli, koner.distributed, koner.ray, koner.spark, koner.render; "
+    code = ("import sys, koner, koner.cli, koner.distributed, koner.ray, koner.spark, koner.render, koner.batch.local, "
+            "koner.batch.jobs; "
             "koner.cli.build_parser(); heavy = [m for m in ('ray', 'pyspark', 'pyarrow', 'pandas', 'torch', 'spacy', "
             "'jinja2', 'selenium', 'mkdocs', 'starlette', 'uvicorn', 'schemathesis') if m in sys.modules]; "
             "print(heavy); assert not heavy")

@@ -61,7 +61,7 @@ def test_shipped_model_folder(ner, spark, frame, tmp_path):
     df, _ = frame
     copy = tmp_path / "my-ner-model"
     shutil.copytree(DEFAULT_MODEL, copy)
-    out = koner_spark.annotate(df.limit(60), "text", "ents", model=copy, ship=True).toArrow()
+    out = koner_spark.annotate(df.limit(60), model=copy, output_column="ents", ship=True).toArrow()
     assert out.column("ents").to_pylist() == entity_rows(ner, TEXTS[:60])
 
 
@@ -76,11 +76,27 @@ def test_bad_calls_are_one_error_on_the_driver(spark, frame, tmp_path):
     with pytest.raises(ModelNotFoundError, match="no such model folder"):
         koner_spark.annotate(df, model=tmp_path / "missing")
     with pytest.raises(KeyError, match="no column 'body'"):
-        koner_spark.annotate(df, "body")
+        koner_spark.annotate(df, text_column="body")
     with pytest.raises(TypeError, match="column 'id' is bigint, not string"):
-        koner_spark.annotate(df, "id")
+        koner_spark.annotate(df, text_column="id")
     with pytest.raises(ValueError, match="already has a column 'tag'"):
-        koner_spark.annotate(df, out_col="tag")
+        koner_spark.annotate(df, output_column="tag")
+
+
+def test_the_earlier_call_form_still_works_and_names_the_new_one(ner, frame):
+    """`annotate(df, text_col, out_col, model)`, koner.spark's first signature, answers as the new keyword form
+    (the one koner.ray.annotate takes), with a DeprecationWarning that shows it."""
+    df, _ = frame
+    df = df.limit(20).withColumnRenamed("text", "body")
+    want = entity_rows(ner, TEXTS[:20])
+    with pytest.warns(DeprecationWarning, match=r"use annotate\(df, model=\.\.\., text_column=\.\.\., output_column="):
+        old = koner_spark.annotate(df, "body", "ents", None).toArrow()
+    with pytest.warns(DeprecationWarning):
+        named = koner_spark.annotate(df, text_col="body", out_col="ents").toArrow()
+    new = koner_spark.annotate(df, text_column="body", output_column="ents").toArrow()
+    assert old.column("ents").to_pylist() == named.column("ents").to_pylist() == new.column("ents").to_pylist() == want
+    with pytest.raises(TypeError, match="got both out_col .deprecated. and output_column"):
+        koner_spark.annotate(df, "body", "ents", output_column="tags")
 
 
 def test_cli_engine_spark_writes_what_local_writes(tmp_path):

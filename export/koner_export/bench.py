@@ -14,8 +14,9 @@ A single call (the latency rows) uses what the system gives one call: N threads 
 The pipelines (a, b) run with stride=128, so the document workload is the whole document for every system.
 
 Usage (`koner bench` takes the same options; `python benchmarks/run.py` from a checkout too):
-  koner bench                 # full run, CPU budgets 1 and 2; writes benchmarks/results/ in a checkout
-  koner bench --quick         # every system and workload, briefly (no figures kept)
+  koner bench                 # full run, CPU budgets 1 and 2; writes ./koner-bench-results (or --out DIR)
+  python benchmarks/run.py    # the same from a checkout, writing benchmarks/results/ (the committed runs)
+  koner bench --quick         # every system and workload, briefly (figures kept only with --out)
   koner bench --compare       # also print this run's ratios against the last committed run
 """
 from __future__ import annotations
@@ -39,10 +40,10 @@ from koner.system import peak_rss_mb
 from .corpus import CALIBRATION, PARITY_CORPUS, texts as corpus_texts
 from .environment import machine, versions
 
-# in a source checkout: the stand-in, the bundled model and the committed results
+# in a source checkout: the stand-in checkpoint and the committed results (--compare)
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
 STANDIN = ROOT / "standin" / "model"
+OUT = Path("koner-bench-results")  # the results folder without --out, in the working directory
 BENCH_LIBRARIES = ("onnxruntime", "tokenizers", "numpy", "torch", "transformers", "optimum")
 SYSTEMS = {"a": "transformers (PyTorch)", "b": "optimum int8 pipeline", "f": "optimum int8, bare onnxruntime",
            "c": "koner fp32", "d": "koner int8", "p": "koner int8, baseline model",
@@ -331,8 +332,9 @@ def run_profile(args, threads_list: list[int]) -> int:
     md = "\n".join(lines) + "\n"
     print(md)
     if not args.quick:
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        out = results_folder(args)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         path.with_suffix(".md").write_text(md)
         print(f"[bench] wrote {path} and .md", file=sys.stderr)
@@ -397,10 +399,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--corpus-size", type=int, default=1000)
     ap.add_argument("--cold-reps", type=int, default=5, help="fresh processes per cold-start figure (median)")
-    ap.add_argument("--quick", action="store_true", help="every system and workload, briefly; keeps nothing")
+    ap.add_argument("--quick", action="store_true", help="every system and workload, briefly; keeps its results only "
+                                                          "with --out")
     ap.add_argument("--compare", action="store_true")
-    ap.add_argument("--out", type=Path, default=RESULTS if RESULTS.is_dir() else Path("koner-bench-results"),
-                    help="folder for the results (default: benchmarks/results in a checkout)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"folder for the results (default: ./{OUT}; `python benchmarks/run.py`: benchmarks/results)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
 
@@ -452,23 +455,30 @@ def run(args: argparse.Namespace) -> int:
             result["runs"].setdefault(str(t), {})[s] = r
     md = table(result)
     print(md)
-    if not args.quick or args.out != RESULTS:  # written first: a comparison never costs the run its results
-        args.out.mkdir(parents=True, exist_ok=True)
+    if not args.quick or args.out is not None:  # written first: a comparison never costs the run its results
+        out = results_folder(args)
+        out.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        (args.out / f"{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / f"{stamp}.md").write_text(md)
-        chart(result, args.out / f"{stamp}.png")
-        print(f"[bench] wrote {args.out}/{stamp}.json, .md, .png", file=sys.stderr)
+        (out / f"{stamp}.json").write_text(json.dumps(result, indent=1) + "\n")
+        (out / f"{stamp}.md").write_text(md)
+        chart(result, out / f"{stamp}.png")
+        print(f"[bench] wrote {out}/{stamp}.json, .md, .png", file=sys.stderr)
     if args.compare:
         compare(result)
     return 0
 
 
-def main(argv: "list[str] | None" = None) -> int:
-    """`python -m koner_export.bench [options]`."""
+def results_folder(args: argparse.Namespace) -> Path:
+    """Where a run's results go: --out, else the caller's folder (`main(results=...)`), else ./koner-bench-results."""
+    return args.out or getattr(args, "results", None) or OUT
+
+
+def main(argv: "list[str] | None" = None, results: "Path | None" = None) -> int:
+    """`python -m koner_export.bench [options]`; `results`: the folder used without --out (default ./koner-bench-results)."""
     ap = argparse.ArgumentParser(prog="koner bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
+    ap.set_defaults(results=results)
     return run(ap.parse_args(argv))
 
 

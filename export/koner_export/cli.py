@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from koner import exitcodes
-from koner.cli_args import EXTRA_HINT, checked, positive_int
+from koner.cli.args import EXTRA_HINT, checked, positive_int
 from koner.errors import KonerError
 from koner.scheme import SCHEMES
 

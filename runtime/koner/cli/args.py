@@ -1,10 +1,10 @@
 """What every verb of the `koner` command shares: argparse value checks and the export extra's install hint."""
 from __future__ import annotations
 
-from .choices import MAX_THREADS
-
 import argparse
 from typing import Callable, TypeVar
+
+from ..choices import MAX_THREADS
 
 EXTRA_HINT = "this command needs the export extra: pip install 'koner[export]'"
 T = TypeVar("T")

@@ -1,6 +1,6 @@
-"""The `koner` command. `ner`, `mask`, `ner-dataset`, `check` and `serve` are the lean runtime's; `export`,
-`parity` and `bench` are registered by koner_export (the `[export]` extra), and are stubs that print the
-install hint where it is missing."""
+"""The `koner` command. `ner`, `mask`, `ner-dataset`, `check` and `serve` are the lean runtime's, one module a
+verb (`ner.py` holds `ner` and `mask`); `export`, `parity` and `bench` are registered by koner_export (the
+`[export]` extra), and are stubs that print the install hint where it is missing."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +9,9 @@ import signal
 import sys
 from typing import NoReturn, Optional
 
-from . import exitcodes
-from .cli_args import EXTRA_HINT
-from .errors import KonerError
+from .. import exitcodes
+from ..errors import KonerError
+from .args import EXTRA_HINT
 
 
 class Parser(argparse.ArgumentParser):
@@ -24,18 +24,16 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     """The whole `koner` command line."""
-    from . import cli_check, cli_dataset, cli_ner
-    from .serving import cli as cli_serve
-
-    from . import __version__
+    from .. import __version__
+    from . import check, dataset, ner, serve
 
     ap = Parser(prog="koner", description="Korean named-entity recognition on onnxruntime.")
     ap.add_argument("--version", action="version", version=f"koner {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True, parser_class=Parser)
-    cli_ner.register(sub)
-    cli_dataset.register(sub)
-    cli_check.register(sub)
-    cli_serve.register(sub)
+    ner.register(sub)
+    dataset.register(sub)
+    check.register(sub)
+    serve.register(sub)
     try:
         from koner_export.cli import register
     except ImportError:
@@ -87,7 +85,3 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("koner: interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED
-
-
-if __name__ == "__main__":
-    sys.exit(main())

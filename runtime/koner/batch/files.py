@@ -1,8 +1,6 @@
-"""Dataset files for `koner ner-dataset`: formats, input listing, and the local engine (Parquet / JSONL, streamed).
-
-The local engine reads a file a batch at a time, adds the entities column with `NERPredictor` (so it answers
-exactly as the Ray and Spark adapters do) and writes under a temporary name renamed at the end. JSONL needs
-nothing beyond koner; Parquet needs pyarrow (`pip install 'koner[dataset]'`).
+"""Dataset files for `koner ner-dataset`: formats, input listing, the output check, and the rows read a batch at a
+time (Parquet / JSONL, streamed) for the local engine (`local.py`). JSONL needs nothing beyond koner; Parquet
+needs pyarrow (`pip install 'koner[dataset]'`).
 
 JSONL rows need not share their fields: JSONL output keeps each row as it is; Parquet output has the union of
 every row's fields (a row without a field gets null), found by a first pass over the input, so a field whose
@@ -16,14 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
-import numpy as np
-
-from . import atomic, jsonl, lines
-from .distributed import NERPredictor, arrow_texts, entity_record
-from .errors import KonerError, OutputError
-from .tokens import encodable
+from .. import atomic, jsonl, lines
+from ..errors import KonerError, OutputError
+from ..tokens import encodable
+from .predictor import arrow_texts
 
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 FORMATS = ("parquet", "jsonl")
@@ -107,39 +103,14 @@ def check_output(path: str, overwrite: bool, folder: bool = False) -> None:
         raise DatasetError(f"{path}: already exists; remove it or pass --overwrite")
 
 
-# ---------------------------------------------------------------------------------------------- local engine
-
-def run_local(files: list[str], dst: str, predictor: NERPredictor, fmt_in: str, fmt_out: str, *, batch_rows: int = 1024,
-              on_batch: Optional[Callable[[Counts], None]] = None) -> Counts:
-    """Annotate every row of `files` into the file `dst` with `predictor`, in input order; returns the counts."""
-    counts = Counts()
-    schema = None
-    if fmt_out == "parquet":  # the union of the rows' fields (or the files' columns), before anything is written
-        schema = jsonl_schema(files, batch_rows) if fmt_in == "jsonl" else parquet_schema(files)
-    with atomic.output_path(Path(dst)) as tmp:
-        batches = _parquet_batches(files, batch_rows) if fmt_in == "parquet" else _jsonl_batches(files, batch_rows)
-        writer = _ParquetOut(tmp, schema, predictor.output_column) if fmt_out == "parquet" else _JsonlOut(tmp)
-        with writer:
-            for batch in batches:
-                texts = batch.texts(predictor.text_column, predictor.output_column)
-                found = predictor.entities(texts)
-                counts.replaced += writer.write(batch, predictor.output_column, found)
-                counts.rows += len(texts)
-                counts.texts += sum(t is not None for t in texts)
-                counts.entities += sum(len(r) for r in found if r is not None)
-                if on_batch is not None:
-                    on_batch(counts)
-    return counts
-
-
 def jsonl_schema(files: list[str], batch_rows: int = 1024) -> Any:
     """The Arrow schema of JSONL rows: every field any row has, each with a type all its values fit
     (int and float: float; null: any). A field of two kinds (a string here, a number there) is a
     DatasetError naming the field and the first line that conflicts."""
-    pa = _pyarrow()
+    pa = require_pyarrow()
     schema = pa.schema([])
-    for batch in _jsonl_batches(files, batch_rows):
-        rows = [_utf8(r) if i in batch.odd else r for i, r in enumerate(batch.rows)]
+    for batch in jsonl_batches(files, batch_rows):
+        rows = [to_utf8(r) if i in batch.odd else r for i, r in enumerate(batch.rows)]
         try:
             schema = pa.unify_schemas([schema, _batch_schema(pa, rows)], promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
@@ -154,7 +125,7 @@ def jsonl_schema(files: list[str], batch_rows: int = 1024) -> Any:
 def parquet_schema(files: list[str]) -> Any:
     """The schema of Parquet files together: every column of any file (types widened as for JSONL); a column
     of two kinds is a DatasetError naming it and the file, before anything is written."""
-    pa = _pyarrow()
+    pa = require_pyarrow()
     import pyarrow.parquet as pq
 
     schema = pa.schema([])
@@ -191,7 +162,7 @@ def _batch_schema(pa: Any, rows: list[dict]) -> Any:
 
 def _conflict(schema: Any, rows: list[dict], where: list[str]) -> Any:
     """Find the row and field of a batch whose type conflicts, one row at a time; raises DatasetError."""
-    pa = _pyarrow()
+    pa = require_pyarrow()
     for row, at in zip(rows, where):
         for name, value in row.items():
             try:
@@ -212,18 +183,19 @@ def _conflict(schema: Any, rows: list[dict], where: list[str]) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a lone surrogate, in a raw line
 
 
-def _utf8(value: Any) -> Any:
+def to_utf8(value: Any) -> Any:
     """`value` with lone surrogates in its strings (keys too) as U+FFFD, nested values included."""
     if isinstance(value, str):
         return encodable(value)
     if isinstance(value, dict):
-        return {encodable(k): _utf8(v) for k, v in value.items()}
+        return {encodable(k): to_utf8(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_utf8(v) for v in value]
+        return [to_utf8(v) for v in value]
     return value
 
 
-def _pyarrow() -> Any:
+def require_pyarrow() -> Any:
+    """The pyarrow module, or a DatasetError with the install hint."""
     try:
         import pyarrow as pa
     except ImportError:
@@ -231,13 +203,14 @@ def _pyarrow() -> Any:
     return pa
 
 
-class _Rows:
+class JsonRows:
     """A batch of JSONL rows (dicts); `odd`: indices of the rows whose line escapes a lone surrogate."""
 
     def __init__(self, rows: list[dict], where: list[str], odd: list[int]):
         self.rows, self.where, self.odd = rows, where, odd
 
     def texts(self, column: str, output: str) -> list[Optional[str]]:
+        """Each row's text (None where it has none); a row that already has `output` is refused."""
         out = []
         for row, where in zip(self.rows, self.where):
             if output in row:
@@ -249,26 +222,30 @@ class _Rows:
         return out
 
     def records(self) -> list[dict]:
+        """The rows as dicts."""
         return self.rows
 
 
-class _Arrow:
+class ArrowRows:
     """A batch of Parquet rows (an Arrow record batch)."""
 
     def __init__(self, batch: Any, where: str):
         self.batch, self.where = batch, where
 
     def texts(self, column: str, output: str) -> list[Optional[str]]:
+        """The text column's values (None for nulls), its columns and type checked."""
         try:
             return arrow_texts(self.batch, column, output)
         except (KeyError, ValueError, TypeError) as exc:
             raise DatasetError(f"{self.where}: {exc.args[0]}") from None
 
     def records(self) -> list[dict]:
+        """The rows as dicts."""
         return self.batch.to_pylist()
 
 
-def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
+def jsonl_batches(files: list[str], size: int) -> Iterator[JsonRows]:
+    """The rows of JSONL files, `size` at a time; a line that is not a JSON object is a DatasetError naming it."""
     rows: list[dict] = []
     where: list[str] = []
     odd: list[int] = []
@@ -289,13 +266,14 @@ def _jsonl_batches(files: list[str], size: int) -> Iterator[_Rows]:
                 rows.append(rec.value)
                 where.append(f"{name} line {rec.number}")
                 if len(rows) == size:
-                    yield _Rows(rows, where, odd)
+                    yield JsonRows(rows, where, odd)
                     rows, where, odd = [], [], []
     if rows:
-        yield _Rows(rows, where, odd)
+        yield JsonRows(rows, where, odd)
 
 
-def _parquet_batches(files: list[str], size: int) -> Iterator[_Arrow]:
+def parquet_batches(files: list[str], size: int) -> Iterator[ArrowRows]:
+    """The rows of Parquet files, `size` at a time, as Arrow record batches."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -306,108 +284,4 @@ def _parquet_batches(files: list[str], size: int) -> Iterator[_Arrow]:
         except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a file that is not Parquet
             raise DatasetError(f"{name}: not a Parquet file pyarrow can read ({exc})") from None
         for batch in source.iter_batches(batch_size=size):
-            yield _Arrow(batch, name)
-
-
-class _JsonlOut:
-    """JSONL output: each input row with its entities (score as its float32 value prints)."""
-
-    def __init__(self, path: Path):
-        self.file = open(path, "w", encoding="utf-8")
-
-    def __enter__(self) -> "_JsonlOut":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.file.close()
-
-    def write(self, batch: Any, column: str, found: list) -> int:
-        """Write a batch's rows with their entities; returns 0 (JSONL keeps every string as it is)."""
-        for row, ents in zip(batch.records(), found):
-            row = dict(row)
-            row[column] = None if ents is None else [{**entity_record(e), "score": float(str(np.float32(e.score)))}
-                                                      for e in ents]
-            self.file.write(jsonl.dumps(row, default=str) + "\n")
-        return 0
-
-
-class _ParquetOut:
-    """Parquet output: the input columns and the entities column, one row group per batch.
-
-    `rows_schema`: for JSONL rows, the union schema `jsonl_schema` found, so every batch has every column.
-    """
-
-    def __init__(self, path: Path, rows_schema: Any = None, column: Optional[str] = None):
-        self.path, self.writer, self.schema = path, None, None
-        self.rows_schema, self.column = rows_schema, column
-
-    def __enter__(self) -> "_ParquetOut":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        elif exc[0] is None:  # no rows at all: still a valid Parquet file, with the input's columns and ours
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            from .distributed import entities_type
-
-            fields = list(self.rows_schema or []) + [pa.field(self.column or "entities", entities_type())]
-            pq.write_table(pa.schema(fields).empty_table(), self.path)
-
-    def write(self, batch: Any, column: str, found: list) -> int:
-        """Write a batch's rows with their entities; returns how many strings lost lone surrogates to U+FFFD."""
-        pa = _pyarrow()
-        import pyarrow.parquet as pq
-
-        from .distributed import entities_type, to_arrow
-
-        replaced = 0
-        if isinstance(batch, _Arrow):
-            table = _conform(pa, pa.Table.from_batches([batch.batch]), self.rows_schema, batch.where)
-        else:
-            rows = list(batch.rows)
-            for i in batch.odd:
-                rows[i] = _utf8(rows[i])
-                replaced += _changed(batch.rows[i])
-            replaced += sum(_changed(e.text) for i in batch.odd if found[i] for e in found[i])
-            try:
-                table = pa.Table.from_pylist(rows, schema=self.rows_schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # the first pass found one type per field
-                raise DatasetError(f"{batch.where[0]} onwards: {exc}; write JSONL instead") from None
-        table = table.append_column(pa.field(column, entities_type()), to_arrow(found))
-        if self.writer is None:
-            self.schema = table.schema
-            self.writer = pq.ParquetWriter(self.path, self.schema)
-        elif table.schema != self.schema:
-            table = table.cast(self.schema)
-        self.writer.write_table(table)
-        return replaced
-
-
-def _changed(value: Any) -> int:
-    """How many strings in `value` (nested) hold lone surrogates."""
-    if isinstance(value, str):
-        return int(encodable(value) is not value)
-    if isinstance(value, dict):
-        return sum(_changed(k) + _changed(v) for k, v in value.items())
-    if isinstance(value, list):
-        return sum(_changed(v) for v in value)
-    return 0
-
-
-def _conform(pa: Any, table: Any, schema: Any, where: str) -> Any:
-    """`table` with every column of `schema`, in its order and types (a column a file lacks is null)."""
-    if schema is None or table.schema == schema:
-        return table
-    columns = []
-    for field in schema:
-        if field.name in table.column_names:
-            try:
-                columns.append(table.column(field.name).cast(field.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-                raise DatasetError(f"{where}: column {field.name!r} does not fit {field.type} ({exc})") from None
-        else:
-            columns.append(pa.nulls(len(table), field.type))
-    return pa.Table.from_arrays(columns, schema=schema)
+            yield ArrowRows(batch, name)

@@ -20,8 +20,8 @@ SERVE_HINT = "`koner serve` needs the serve extra: pip install 'koner[serve]'"
 def register(sub) -> None:
     """Add the `serve` verb to the `koner` command's sub-parsers."""
     from ..aggregate import STRATEGIES
-    from ..cli_args import checked, positive_int, thread_count
     from ..decode import DECODES
+    from .args import checked, positive_int, thread_count
 
     non_negative = checked(int, lambda n: n >= 0, "an integer of 0 or more")
     port = checked(int, lambda n: 0 <= n <= 65535, "a port number from 0 to 65535")
@@ -166,9 +166,9 @@ def run_serve(args) -> int:
     try:
         import uvicorn
 
-        from .app import Settings, create_app
-        from .connections import Counts, Limits, protocol_class
-        from .hosts import BadHostEntry, allowed_hosts
+        from ..serving.app import Settings, create_app
+        from ..serving.connections import Counts, Limits, protocol_class
+        from ..serving.hosts import BadHostEntry, allowed_hosts
     except ImportError as exc:
         print(f"koner: {SERVE_HINT} (missing: {exc.name})", file=sys.stderr)
         return exitcodes.USAGE

@@ -1,4 +1,4 @@
-"""`koner check [MODEL]`: verify a model folder's files and run its check set on this CPU (koner.check)."""
+"""`koner check [MODEL]`: verify a model folder's files and run its check set on this CPU (`koner.check`)."""
 from __future__ import annotations
 
 import sys
@@ -6,7 +6,7 @@ import sys
 
 def register(sub) -> None:
     """Add the `check` verb to the `koner` command's sub-parsers."""
-    from .cli_args import checked
+    from .args import checked
 
     p = sub.add_parser("check", help="verify a model folder's files and whether this CPU gives the labels export "
                                      "recorded (exit 0 ok, 1 decisive flips, 2 damaged folder)")
@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 def run_check(args) -> int:
     """Run `koner check`; prints the report on stdout and returns its exit code."""
-    from .check import TIE_MARGIN, check_model
+    from ..check import TIE_MARGIN, check_model
 
     report = check_model(args.model, tie_margin=TIE_MARGIN if args.tie_margin is None else args.tie_margin)
     print("\n".join(report.lines()), file=sys.stdout, flush=True)
