@@ -14,13 +14,12 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..aggregate import Strategy, check_decode
 from ..choices import check_positive
-from ..decode import Decode
 from ..entity import Entity
 from ..errors import ModelNotFoundError
 from ..manifest import read_manifest
-from ..ner import DEFAULT_MODEL, NER, Labels, Merge
+from ..ner import DEFAULT_MODEL, NER
+from ..options import Labels, Merge, Options
 from ..spans import entity_types, span_options
 from ..system import engine_cpus
 from ..tokens import encodable
@@ -63,10 +62,9 @@ class NERPredictor:
                  labels: Labels = None, merge: Merge = False, decode: str = "argmax", batch_size: int = 32):
         folder = model_folder(model)
         self.model = None if model is None else str(folder)
-        strategy, decoder = Strategy.parse(aggregation), Decode.parse(decode)
-        check_decode(strategy, decoder)  # refused here, on the driver, not in an engine's worker
-        self.aggregation, self.decode = strategy.value, decoder.value
-        span_options(entity_types(read_manifest(folder).labels), labels, merge, "space")  # unknown types, too
+        # checked here, on the driver, not in an engine's worker: viterbi with a word-level strategy, unknown types
+        self.options = Options.parse(aggregation=aggregation, decode=decode, labels=labels, merge=merge)
+        span_options(entity_types(read_manifest(folder).labels), self.options.labels, self.options.merge, "space")
         for name, value in (("text_column", text_column), ("output_column", output_column)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a column name, not {value!r}")
@@ -74,8 +72,6 @@ class NERPredictor:
             raise ValueError(f"output_column must differ from text_column ({text_column!r}): the text is kept")
         self.text_column, self.output_column = text_column, output_column
         self.threads = None if threads is None else check_positive("threads", threads)
-        self.labels = labels if labels is None or isinstance(labels, str) else tuple(labels)
-        self.merge = merge if isinstance(merge, (bool, str)) else tuple(merge)
         self.batch_size = check_positive("batch_size", batch_size)
         self._ner: Optional[NER] = None
 
@@ -87,11 +83,10 @@ class NERPredictor:
         """This process's model, loaded on first use and shared by predictors with the same options."""
         if self._ner is None:
             workers = self.threads or engine_cpus()
-            key = (self.model, self.aggregation, self.decode, self.labels, self.merge, workers)
+            key = (self.model, self.options, workers)
             with _LOADING:
                 if key not in _LOADED:
-                    _LOADED[key] = NER.load(self.model, threads=1, workers=workers, aggregation=self.aggregation,
-                                            decode=self.decode, labels=self.labels, merge=self.merge)
+                    _LOADED[key] = NER.load(self.model, threads=1, workers=workers, options=self.options)
                 self._ner = _LOADED[key]
         return self._ner
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-from ..ner import Labels, Merge
+from ..options import Labels, Merge
 from .files import DatasetError
 from .jobs import held_stderr
 from .predictor import NERPredictor

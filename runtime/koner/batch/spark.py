@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 from ..choices import check_positive
-from ..ner import Labels, Merge
+from ..options import Labels, Merge
 from .jobs import held_stderr
 from .predictor import ENTITY_FIELDS, NERPredictor, model_folder
 

@@ -19,6 +19,7 @@ from ..decode import DECODES
 from ..errors import OutputError
 from ..mask import STYLES
 from ..ner import NER
+from ..options import Options
 from ..progress import Progress
 from ..scheme import GROUPINGS, SCHEMES
 from ..spans import MERGE_TAGS
@@ -100,9 +101,8 @@ def run_ner(args) -> int:
             print(f"koner: {exc}", file=sys.stderr)
             return exitcodes.USAGE
         try:
-            ner = NER.load(args.model, threads=args.threads, workers=args.workers, aggregation=args.aggregation,
-                           labels=args.labels, merge=args.merge, decode=args.decode, scheme=args.scheme,
-                           grouping=args.grouping, long_text=args.long_text)
+            ner = NER.load(args.model, threads=args.threads, workers=args.workers,
+                           options=Options.from_mapping(vars(args)))
         except ValueError as exc:  # an unknown entity type in --labels, viterbi with a word-level aggregation
             print(f"koner: {exc}", file=sys.stderr)
             return exitcodes.USAGE

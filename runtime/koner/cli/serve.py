@@ -205,8 +205,7 @@ def run_serve(args) -> int:
               "it (--api-key-file)", file=sys.stderr)
 
     def load() -> NER:  # one session shared by every slot; the event loop never runs inference
-        return NER.load(args.model, threads=args.threads, workers=workers, aggregation=args.aggregation,
-                        decode=args.decode)
+        return NER.load(args.model, threads=args.threads, workers=workers, options=settings.options)
 
     def check() -> "CheckReport":  # `koner check` of the folder, before the model is loaded (--check)
         from ..check import check_model
