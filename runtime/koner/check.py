@@ -224,8 +224,7 @@ def check_model(folder: Union[str, Path, None] = None, *, tie_margin: float = TI
 
     path = Path(folder) if folder is not None else DEFAULT_MODEL
     if not path.is_dir():
-        raise ModelNotFoundError(f"{path}: no such model folder; give the folder `koner export` wrote, or no path "
-                                 "for the bundled model")
+        raise ModelNotFoundError.of(path)
     manifest = read_manifest(path)
     report = CheckReport(folder=path, int8_path=int8_path(), tie_margin=tie_margin)
     files = FolderFiles(path, manifest, remember=False)

@@ -9,6 +9,13 @@ class KonerError(Exception):
 class ModelNotFoundError(KonerError, FileNotFoundError):
     """The model folder does not exist."""
 
+    @classmethod
+    def of(cls, folder: object, where: str = "", bundled: str = "no path") -> "ModelNotFoundError":
+        """The one message for a model folder that is not there: `where` says where it must be readable, `bundled`
+        how to ask for the bundled model instead."""
+        return cls(f"{folder}: no such model folder; give the folder `koner export` wrote{where}, or {bundled} for "
+                   "the bundled model")
+
 
 class ModelFileError(KonerError):
     """A file of the model folder is missing, unreadable or inconsistent; `path` names it."""

@@ -39,8 +39,7 @@ class NER:
         self.options = options
         folder = Path(folder)
         if not folder.is_dir():
-            raise ModelNotFoundError(f"{folder}: no such model folder; give the folder `koner export` wrote, "
-                                     "or no path for the bundled model")
+            raise ModelNotFoundError.of(folder)
         self.folder = folder
         self.manifest = read_manifest(folder)
         files = FolderFiles(folder, self.manifest)  # every file inside the folder, its sha256 as recorded

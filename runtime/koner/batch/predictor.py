@@ -43,9 +43,8 @@ def model_folder(model: Union[str, Path, None]) -> Path:
     """The model folder `model` names (None: the bundled model), checked for a readable koner.json."""
     folder = DEFAULT_MODEL if model is None else Path(model).expanduser()
     if not folder.is_dir():
-        raise ModelNotFoundError(f"{folder}: no such model folder; give the folder `koner export` wrote (a path "
-                                 "every worker can read, or ship it with the engine); leave it out for the "
-                                 "bundled model")
+        raise ModelNotFoundError.of(folder, where=" (a path every worker can read, or ship it with the engine)",
+                                    bundled="leave it out")
     read_manifest(folder)
     return folder
 

@@ -103,13 +103,12 @@ def _check_model(model: "str | None") -> None:
         return
     from pathlib import Path
 
-    from ..errors import KonerError
+    from ..errors import KonerError, ModelNotFoundError
     from ..manifest import read_manifest
 
     folder = Path(model)
     if not folder.is_dir():
-        raise _Refused(f"{model}: no such model folder; give the folder `koner export` wrote, or leave out --model "
-                       "for the bundled model")
+        raise _Refused(str(ModelNotFoundError.of(model, bundled="leave out --model")))
     try:
         read_manifest(folder)
     except KonerError as exc:
