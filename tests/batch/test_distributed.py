@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import entity_rows, table_texts
+from support.tables import entity_rows, table_texts
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import entity_rows, table_texts
+from support.tables import entity_rows, table_texts
 
 ray = pytest.importorskip("ray")
 pa = pytest.importorskip("pyarrow")

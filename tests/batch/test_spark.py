@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import entity_rows, table_texts
+from support.tables import entity_rows, table_texts
 
 pyspark = pytest.importorskip("pyspark")
 pa = pytest.importorskip("pyarrow")

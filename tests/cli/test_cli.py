@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT
+from support import ROOT
 
 KONER = [sys.executable, "-m", "koner.cli"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STANDIN
+from support import STANDIN
 
 torch = pytest.importorskip("torch")
 

@@ -99,7 +99,7 @@ def test_the_bundled_model_is_the_fused_graph():
 @pytest.fixture(scope="module")
 def per_token_dir(tmp_path_factory):
     pytest.importorskip("torch")
-    from conftest import STANDIN
+    from support import STANDIN
     from koner_export import export_model
     from koner_export.quantize import QuantOptions
 

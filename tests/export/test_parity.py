@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import STANDIN, rehash
+from support import STANDIN
+from support.models import rehash
 
 pytest.importorskip("torch")
 

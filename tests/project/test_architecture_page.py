@@ -2,7 +2,7 @@
 change goes (lean: base install)."""
 import re
 
-from conftest import ROOT
+from support import ROOT
 
 
 def _modules(package_dir):

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("mkdocs")
 pytest.importorskip("mkdocstrings")
 
-from conftest import ROOT  # noqa: E402
+from support import ROOT  # noqa: E402
 
 
 def test_the_site_builds_strictly(tmp_path):

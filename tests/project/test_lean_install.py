@@ -3,7 +3,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ROOT
+from support import ROOT
 
 HEAVY = ("torch", "transformers", "optimum", "onnx", "koner_export", "hypothesis", "safetensors", "huggingface_hub")
 

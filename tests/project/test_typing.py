@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mypy")
 
-from conftest import ROOT  # noqa: E402
+from support import ROOT  # noqa: E402
 
 USER = textwrap.dedent("""
     from koner import NER, Entity, KonerError, WorkerError

@@ -1,10 +1,9 @@
 """Aggregation alone, on logits captured once from the stand-in, against the transformers pipeline's answers.
 
 Lean: needs only the base install and pytest (no torch, no transformers, no model run). The fixture,
-tests/golden/aggregation-golden.json, is written by tests/golden/make_aggregation_golden.py.
+tests/support/golden/aggregation-golden.json, is written by tests/support/golden/make_aggregation_golden.py.
 """
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,9 @@ from koner.aggregate import STRATEGIES, Aggregation, Strategy
 from koner.decode import Decode
 from koner.ner import DEFAULT_MODEL
 from koner.tokens import TextTokenizer, Tokens
+from support import GOLDEN_DIR
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "aggregation-golden.json").read_text("utf-8"))
+GOLDEN = json.loads((GOLDEN_DIR / "aggregation-golden.json").read_text("utf-8"))
 LABELS = tuple(GOLDEN["labels"])
 CASES = GOLDEN["cases"]
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import tiny_models  # noqa: E402
+from support import tiny_models  # noqa: E402
 from koner import NER  # noqa: E402
 
 STRATEGIES = ("none", "simple", "first", "average", "max")

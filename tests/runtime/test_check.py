@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from conftest import rehash
+from support.checkset import decisive_flip, edit_check_set, entity_token
+from support.models import rehash
 from koner import exitcodes
 from koner.check import check_model
 from koner.cpu import int8_path
@@ -72,32 +73,8 @@ def test_a_folder_exported_before_check_sets_only_verifies_its_files(model_copy)
     assert out.stdout.splitlines()[-1] == "result: ok, files only"
 
 
-def _edit_check_set(folder, change):
-    path = folder / CHECK_FILE
-    doc = json.loads(path.read_text("utf-8"))
-    change(doc["sentences"])
-    path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
-    rehash(folder)
-
-
-def _entity_token(sentences):
-    """(sentence, token) of the first token the model labels as part of an entity."""
-    for k, s in enumerate(sentences):
-        for i, lab in enumerate(s["int8"]):
-            if lab != 0 and lab == s["pytorch"][i]:
-                return k, i
-    raise AssertionError("no entity token in the check set")
-
-
-def decisive_flip(sentences):
-    """Edit a check set as if PyTorch and the export machine had both said O where this CPU says B-/I-."""
-    k, i = _entity_token(sentences)
-    sentences[k]["pytorch"][i] = sentences[k]["int8"][i] = 0
-    sentences[k]["close"] = [c for c in sentences[k]["close"] if c[0] != i]
-
-
 def test_a_label_pytorch_was_sure_against_is_a_decisive_flip_exit_1(model_copy):
-    _edit_check_set(model_copy, decisive_flip)
+    edit_check_set(model_copy, decisive_flip)
     out = check(str(model_copy))
     assert out.returncode == 1, out.stdout + out.stderr
     assert "decisive flips: 1 (tokens where PyTorch preferred its own label by >= 0.1 logits; the export machine " \
@@ -107,13 +84,13 @@ def test_a_label_pytorch_was_sure_against_is_a_decisive_flip_exit_1(model_copy):
 
 def test_a_near_tie_flip_is_reported_but_passes(model_copy):
     def change(sentences):  # PyTorch said O, by only 0.05 logits over the label this CPU gives
-        k, i = _entity_token(sentences)
+        k, i = entity_token(sentences)
         here = sentences[k]["int8"][i]
         sentences[k]["pytorch"][i] = sentences[k]["int8"][i] = 0
         sentences[k]["close"] = [c for c in sentences[k]["close"] if c[0] != i] + [[i, here, 0.05]]
 
     near = len(check_model(model_copy).flips)  # near-ties this CPU has anyway
-    _edit_check_set(model_copy, change)
+    edit_check_set(model_copy, change)
     out = check(str(model_copy))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "decisive flips: 0 " in out.stdout and f"near-tie flips: {near + 1}" in out.stdout
@@ -150,7 +127,7 @@ def test_a_sentence_tokenized_differently_is_named_as_such(model_copy):
     def change(sentences):
         sentences[0]["ids"][1] = (sentences[0]["ids"][1] + 1) % 30000
 
-    _edit_check_set(model_copy, change)
+    edit_check_set(model_copy, change)
     out = check(str(model_copy))
     assert out.returncode == 1, out.stdout + out.stderr
     last = out.stdout.strip().splitlines()[-1]

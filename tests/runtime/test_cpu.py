@@ -7,7 +7,7 @@ import platform
 
 import pytest
 
-from emulation import CPU_MODULE, needs_qemu, run, skip_unless_dependencies_start
+from support.emulation import CPU_MODULE, needs_qemu, run, skip_unless_dependencies_start
 from koner import cpu
 
 NAMES = {cpu.X86_VNNI, cpu.X86_SATURATING, cpu.X86_SSE, cpu.ARM64_I8MM, cpu.ARM64_DOTPROD, cpu.ARM64_NEON, cpu.UNKNOWN}

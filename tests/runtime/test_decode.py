@@ -14,7 +14,7 @@ from koner.decode import Decode
 
 
 def _corpus():
-    from conftest import ROOT
+    from support import ROOT
 
     return [json.loads(l)["text"] for l in open(ROOT / "export" / "koner_export" / "data" / "parity-corpus.jsonl",
                                                  encoding="utf-8")]

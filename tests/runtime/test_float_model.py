@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("torch")  # the fp32 file comes from an export of the stand-in
 
-from conftest import fail_on  # noqa: E402
+from support.models import fail_on  # noqa: E402
 from koner import NER, WorkerError  # noqa: E402
 
 TEXTS = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘.", "",

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import rehash
+from support.models import rehash
 from koner import (NER, DamagedFileError, LabelMismatchError, ManifestError, ModelNotFoundError, OnnxModelError,
                    TokenizerError, VocabularyMismatchError)
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from koner import NER, Entity, to_dicts
-from conftest import EXAMPLES, ROOT
+from support import EXAMPLES, ROOT
 
 
 def test_seed_examples_give_their_entities(ner):

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, fail_on
+from support import ROOT
+from support.models import fail_on
 from koner import NER, WorkerError
 
 SENTENCES = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘.",

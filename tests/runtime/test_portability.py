@@ -10,9 +10,10 @@ import pytest
 import koner
 from koner import NER, SaturationWarning
 
-from emulation import needs_qemu, run, skip_unless_dependencies_start
+from support import GOLDEN_DIR
+from support.emulation import needs_qemu, run, skip_unless_dependencies_start
 
-GOLDEN = Path(__file__).parent / "golden" / "cpu-epyc-rome.json"
+GOLDEN = GOLDEN_DIR / "cpu-epyc-rome.json"
 RUNTIME = Path(koner.__file__).resolve().parents[1]
 
 # run under emulation: the entities of each text as [label, start, end, score]

@@ -1,9 +1,8 @@
 """Byte-level BPE and Unigram tokenizers (lean: base install): koner's tokens are the transformers tokenizer's,
 with exact character offsets over multi-byte Korean characters, and its entities are the pipeline's for all
-five strategies, its word rule included (tests/golden/make_tokenizer_families_golden.py made the fixture)."""
+five strategies, its word rule included (tests/support/golden/make_tokenizer_families_golden.py made the fixture)."""
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,9 @@ import pytest
 from koner.aggregate import Aggregation, Strategy
 from koner.scheme import Tagging
 from koner.tokens import TextTokenizer
+from support import GOLDEN_DIR
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "tokenizer-families-golden.json").read_text("utf-8"))
+GOLDEN = json.loads((GOLDEN_DIR / "tokenizer-families-golden.json").read_text("utf-8"))
 FAMILIES = sorted(GOLDEN["families"])
 STRATEGIES = ("none", "simple", "first", "average", "max")
 

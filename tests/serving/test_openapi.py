@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("schemathesis")
 pytest.importorskip("uvicorn")
 
-from serve_process import Server  # noqa: E402
+from support.serve_process import Server  # noqa: E402
 
 # schemathesis's statuses that mean "refused" (its defaults) and "answered" (its defaults), plus 413: koner answers
 # 413 for more texts than `maxItems`, a text over `maxLength` and, for valid texts, more characters or body bytes

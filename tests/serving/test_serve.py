@@ -19,7 +19,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("prometheus_client")
 
 from koner import NER  # noqa: E402
-from serve_process import Server, wait_until  # noqa: E402
+from support.serve_process import Server, wait_until  # noqa: E402
 
 TEXTS = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘.", "",
          "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다.", "😀 부산 날씨 알려줘 👨‍👩‍👧"]
@@ -622,9 +622,9 @@ def test_check_at_start_is_reported_by_readyz():
 
 
 def test_check_at_start_with_a_decisive_flip_keeps_the_server_out_of_rotation(model_copy):
-    from test_check import _edit_check_set, decisive_flip
+    from support.checkset import decisive_flip, edit_check_set
 
-    _edit_check_set(model_copy, decisive_flip)
+    edit_check_set(model_copy, decisive_flip)
     s = Server("--model", str(model_copy), "--check", ready=False)
     try:
         wait_until(lambda: s.client.get("/readyz").json().get("error", {}).get("code") == "check_failed",

@@ -7,7 +7,7 @@ import pytest
 
 spacy = pytest.importorskip("spacy")
 
-from conftest import ROOT  # noqa: E402
+from support import ROOT  # noqa: E402
 
 CORPUS = ROOT / "export" / "koner_export" / "data" / "parity-corpus.jsonl"
 TEXT = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다."

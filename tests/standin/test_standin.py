@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, STANDIN
+from support import ROOT, STANDIN
 
 LABELS = json.loads((ROOT / "standin" / "data" / "koelectra-small-v3-modu-ner.labels.json").read_text("utf-8"))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 QEMU = shutil.which("qemu-x86_64-static") or shutil.which("qemu-x86_64")
-CPU_MODULE = Path(__file__).resolve().parents[1] / "runtime" / "koner" / "cpu.py"
+CPU_MODULE = Path(__file__).resolve().parents[2] / "runtime" / "koner" / "cpu.py"
 DEPENDENCIES = ("numpy", "onnxruntime", "tokenizers")
 
 needs_qemu = pytest.mark.skipif(not QEMU or platform.machine() != "x86_64",

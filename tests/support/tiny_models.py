@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VOCAB = ROOT / "standin" / "data" / "koelectra-v3-vocab.txt"
 CORPUS = ROOT / "export" / "koner_export" / "data" / "parity-corpus.jsonl"
 TTA = ["O"] + [f"{p}-{t}" for t in "PS FD TR AF OG LC CV DT TI QT EV AM PT MT TM".split() for p in "BI"]

@@ -5,7 +5,7 @@ entity dicts of `pipeline("token-classification", aggregation_strategy=S)` for a
 (the pipeline runs the same model on the same ids, so it sees the same logits). The lean tests feed the logits to koner's aggregation alone
 (no torch, no transformers, no model run) and expect the pipeline's dicts.
 
-Run from a checkout with the export extra: python tests/golden/make_aggregation_golden.py
+Run from a checkout with the export extra: python tests/support/golden/make_aggregation_golden.py
 """
 import json
 from pathlib import Path
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OUT = Path(__file__).with_name("aggregation-golden.json")
 STRATEGIES = ("none", "simple", "first", "average", "max")
 TEXTS = [

@@ -1,12 +1,12 @@
 """Regenerate tokenizer-families-golden.json: the transformers pipeline's answers for a byte-level BPE and a
-Unigram tokenizer (the tiny RoBERTa and XLM-RoBERTa of tests/tiny_models.py), on fixed logits.
+Unigram tokenizer (the tiny RoBERTa and XLM-RoBERTa of tests/support/tiny_models.py), on fixed logits.
 
 For each family: its tokenizer.json, and per text the tokens (ids, offsets), the tiny model's PyTorch logits
 and the entity dicts of `pipeline("token-classification", aggregation_strategy=S)` for all five strategies.
 The lean tests tokenize the texts with koner's tokenizer, feed the logits to koner's aggregation (no torch, no
 transformers, no model run) and expect the pipeline's dicts.
 
-Run from a checkout with the export extra: python tests/golden/make_tokenizer_families_golden.py
+Run from a checkout with the export extra: python tests/support/golden/make_tokenizer_families_golden.py
 """
 import base64
 import json
