@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from support import STANDIN
+from support.extras import needs
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +20,7 @@ def ner():
 @pytest.fixture(scope="session")
 def export_dir(tmp_path_factory) -> Path:
     """The stand-in exported with --keep-fp32 and no parity run (the parity tests run it themselves)."""
-    pytest.importorskip("torch")
+    needs("torch")
     from koner_export import export_model
 
     out = tmp_path_factory.mktemp("export") / "standin"

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from support.tables import entity_rows, table_texts
+from support.extras import needs
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pa = needs("pyarrow")
+pq = needs("pyarrow.parquet")
 
 from koner import NER, ModelNotFoundError  # noqa: E402
 from koner.cli import main  # noqa: E402
@@ -209,7 +210,7 @@ def test_local_errors_write_nothing(tmp_path, capsys):
 
 
 def test_unreachable_ray_cluster_is_one_error_not_a_hang(tmp_path, capsys):
-    pytest.importorskip("ray")
+    needs("ray")
     import socket
 
     with socket.socket() as s:  # a port nothing listens on

@@ -6,10 +6,11 @@ import json
 import pytest
 
 from support.tables import entity_rows, table_texts
+from support.extras import needs
 
-ray = pytest.importorskip("ray")
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+ray = needs("ray")
+pa = needs("pyarrow")
+pq = needs("pyarrow.parquet")
 
 from koner import ModelNotFoundError  # noqa: E402
 from koner.cli import main  # noqa: E402

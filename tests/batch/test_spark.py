@@ -9,10 +9,11 @@ import sys
 import pytest
 
 from support.tables import entity_rows, table_texts
+from support.extras import needs
 
-pyspark = pytest.importorskip("pyspark")
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pyspark = needs("pyspark")
+pa = needs("pyarrow")
+pq = needs("pyarrow.parquet")
 
 from koner import ModelNotFoundError  # noqa: E402
 from koner.cli import main  # noqa: E402

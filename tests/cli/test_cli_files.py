@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support import ROOT
+from support.extras import needs
 
 KONER = [sys.executable, "-m", "koner.cli"]
 LINES = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "", "에어컨 온도 3도 올려줘.", "부산 날씨 알려줘."]
@@ -55,6 +56,7 @@ def test_a_closed_stdout_after_a_text_argument_is_quiet():
 
 @pytest.mark.parametrize("umask,file_mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
 def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask, file_mode):
+    needs("pyarrow")  # d.parquet below
     src = tmp_path / "in.txt"
     src.write_text("\n".join(LINES) + "\n", "utf-8")
     assert run(["ner", "--input", str(src), "--output", str(tmp_path / "o.jsonl")], umask=umask).returncode == 0
@@ -103,6 +105,7 @@ def test_a_stopped_run_leaves_nothing_behind(tmp_path, sig, code, word):
 
 
 def test_sigterm_stops_ner_dataset_without_leftovers(tmp_path):
+    needs("pyarrow")  # out.parquet
     rows = tmp_path / "rows.jsonl"
     rows.write_text("\n".join(json.dumps({"id": i, "text": LINES[i % 5]}, ensure_ascii=False)
                               for i in range(100_000)) + "\n", "utf-8")
@@ -133,6 +136,7 @@ def test_ctrl_c_on_an_open_stdin_exits_130():
 
 
 def test_serve_refuses_bad_arguments_with_exit_2(tmp_path):
+    needs("uvicorn")  # without the serve extra, `koner serve` refuses for that first
     assert "0 to 65535" in one_line_error(run(["serve", "--port", "70000"]))
     assert "cannot read the API key" in one_line_error(run(["serve", "--api-key-file", str(tmp_path / "nope")]))
     (tmp_path / "empty").write_text("")
@@ -246,6 +250,8 @@ def _owned_by_another(path: Path, file_mode: int) -> None:
 ])
 def test_a_replaced_output_keeps_its_mode_and_owner(tmp_path, args, name):
     # as root in a sticky shared folder (/tmp): another user's private output stays theirs and private
+    if name.endswith(".parquet"):
+        needs("pyarrow")
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o1777)

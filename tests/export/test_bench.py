@@ -3,10 +3,9 @@ import json
 import subprocess
 import sys
 
-import pytest
+from support.extras import needs
 
-
-pytest.importorskip("optimum.onnxruntime")
+needs("optimum.onnxruntime")
 
 
 def test_quick_benchmark_writes_results(tmp_path):

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from support import STANDIN
+from support.extras import needs
 
-torch = pytest.importorskip("torch")
+torch = needs("torch")
 
 from koner import NER  # noqa: E402
 

@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from support.extras import needs
+
 from koner import NER
 
-onnx = pytest.importorskip("onnx")
+onnx = needs("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from koner_export import rewrite  # noqa: E402
@@ -98,7 +100,7 @@ def test_the_bundled_model_is_the_fused_graph():
 
 @pytest.fixture(scope="module")
 def per_token_dir(tmp_path_factory):
-    pytest.importorskip("torch")
+    needs("torch")
     from support import STANDIN
     from koner_export import export_model
     from koner_export.quantize import QuantOptions

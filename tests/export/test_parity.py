@@ -7,8 +7,9 @@ import pytest
 
 from support import STANDIN
 from support.models import rehash
+from support.extras import needs
 
-pytest.importorskip("torch")
+needs("torch")
 
 from koner_export.checkpoint import load  # noqa: E402
 from koner_export.parity import load_corpus, run_parity  # noqa: E402

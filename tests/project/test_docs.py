@@ -3,10 +3,10 @@ import os
 import subprocess
 import sys
 
-import pytest
+from support.extras import needs
 
-pytest.importorskip("mkdocs")
-pytest.importorskip("mkdocstrings")
+needs("mkdocs")
+needs("mkdocstrings")
 
 from support import ROOT  # noqa: E402
 

@@ -6,9 +6,10 @@ import textwrap
 
 import pytest
 
-pytest.importorskip("mypy")
+from support import ROOT
+from support.extras import needs
 
-from support import ROOT  # noqa: E402
+needs("mypy")
 
 USER = textwrap.dedent("""
     from koner import NER, Entity, KonerError, WorkerError

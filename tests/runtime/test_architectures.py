@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+from support.extras import needs
+
+needs("torch")
+needs("transformers")
 
 from support import tiny_models  # noqa: E402
 from koner import NER  # noqa: E402

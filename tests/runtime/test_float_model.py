@@ -1,7 +1,9 @@
 """A float (fp32) model folder: padded batches of several texts per call, read-ahead and error positions."""
 import pytest
 
-pytest.importorskip("torch")  # the fp32 file comes from an export of the stand-in
+from support.extras import needs
+
+needs("torch")  # the fp32 file comes from an export of the stand-in
 
 from support.models import fail_on  # noqa: E402
 from koner import NER, WorkerError  # noqa: E402

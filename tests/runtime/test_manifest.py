@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from support.extras import needs
+
 from koner import NER, ManifestError
 from koner.manifest import MANIFEST_FILE, parse_manifest, read_manifest
 
@@ -41,7 +43,7 @@ def test_a_broken_manifest_is_a_manifest_error(model_copy, kind):
 @pytest.mark.parametrize("verb", ["ner", "serve", "ner-dataset", "check"])
 def test_every_command_reports_a_broken_manifest_in_one_line(model_copy, tmp_path, kind, verb):
     if verb == "serve":
-        pytest.importorskip("uvicorn")
+        needs("uvicorn")
     _broken(model_copy, kind)
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"text": "서울역으로 안내해줘."}, ensure_ascii=False) + "\n", "utf-8")

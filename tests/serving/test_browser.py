@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-webdriver = pytest.importorskip("selenium.webdriver")
-pytest.importorskip("uvicorn")
+from support.extras import needs
+
+webdriver = needs("selenium.webdriver")
+needs("uvicorn")
 
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from support.extras import needs
 
-pytest.importorskip("schemathesis")
-pytest.importorskip("uvicorn")
+needs("schemathesis")
+needs("uvicorn")
 
 from support.serve_process import Server  # noqa: E402
 

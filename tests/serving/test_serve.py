@@ -13,10 +13,12 @@ import time
 
 import pytest
 
-httpx = pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
-pytest.importorskip("starlette")
-pytest.importorskip("prometheus_client")
+from support.extras import needs
+
+httpx = needs("httpx")
+needs("uvicorn")
+needs("starlette")
+needs("prometheus_client")
 
 from koner import NER  # noqa: E402
 from support.serve_process import Server, wait_until  # noqa: E402

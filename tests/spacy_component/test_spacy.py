@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
-spacy = pytest.importorskip("spacy")
+from support.extras import needs
+
+spacy = needs("spacy")
 
 from support import ROOT  # noqa: E402
 

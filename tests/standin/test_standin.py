@@ -1,9 +1,8 @@
 """The stand-in checkpoint folder has the real model's shape, labels and tokenizer."""
 import json
 
-import pytest
-
 from support import ROOT, STANDIN
+from support.extras import needs
 
 LABELS = json.loads((ROOT / "standin" / "data" / "koelectra-small-v3-modu-ner.labels.json").read_text("utf-8"))
 
@@ -69,7 +68,7 @@ def test_strict_scores_ignore_a_stray_inside_label_and_lenient_scores_count_it()
 
 
 def test_loads_offline_with_transformers_and_finds_seoul_station(monkeypatch):
-    pytest.importorskip("torch")
+    needs("torch")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
@@ -100,7 +99,7 @@ def test_klue_dev_labels_the_konec_sentences_so_the_heldout_ids_are_held_out_und
 
 
 def test_a_klue_o_target_allows_o_and_the_nine_tags_klue_does_not_mark():
-    torch = pytest.importorskip("torch")
+    torch = needs("torch")
     train = _recipe("train")
     id2label, _ = train.labels_spec()
     mask = train.partial_log_mask(id2label, "cpu")
