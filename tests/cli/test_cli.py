@@ -3,7 +3,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from support import ROOT
+
+pytestmark = pytest.mark.lean
 
 KONER = [sys.executable, "-m", "koner.cli"]
 

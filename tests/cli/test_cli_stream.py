@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.lean
+
 
 KONER = [sys.executable, "-m", "koner.cli"]
 LINES = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "", "에어컨 온도 3도 올려줘.", "부산 날씨 알려줘."]

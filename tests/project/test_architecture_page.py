@@ -2,7 +2,11 @@
 change goes (lean: base install)."""
 import re
 
+import pytest
+
 from support import ROOT
+
+pytestmark = pytest.mark.lean
 
 
 def _modules(package_dir):

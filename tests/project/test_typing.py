@@ -9,6 +9,8 @@ import pytest
 from support import ROOT
 from support.extras import needs
 
+pytestmark = pytest.mark.lean
+
 needs("mypy")
 
 USER = textwrap.dedent("""

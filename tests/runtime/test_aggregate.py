@@ -14,6 +14,8 @@ from koner.ner import DEFAULT_MODEL
 from koner.tokens import TextTokenizer, Tokens
 from support import GOLDEN_DIR
 
+pytestmark = pytest.mark.lean
+
 GOLDEN = json.loads((GOLDEN_DIR / "aggregation-golden.json").read_text("utf-8"))
 LABELS = tuple(GOLDEN["labels"])
 CASES = GOLDEN["cases"]

@@ -13,6 +13,8 @@ from koner.check import check_model
 from koner.cpu import int8_path
 from koner.manifest import CHECK_FILE
 
+pytestmark = pytest.mark.lean
+
 KONER = [sys.executable, "-m", "koner.cli"]
 
 

@@ -10,6 +10,8 @@ import pytest
 from support.emulation import CPU_MODULE, needs_qemu, run, skip_unless_dependencies_start
 from koner import cpu
 
+pytestmark = pytest.mark.lean
+
 NAMES = {cpu.X86_VNNI, cpu.X86_SATURATING, cpu.X86_SSE, cpu.ARM64_I8MM, cpu.ARM64_DOTPROD, cpu.ARM64_NEON, cpu.UNKNOWN}
 EMULATED = [("Nehalem", cpu.X86_SSE), ("Haswell", cpu.X86_SATURATING), ("EPYC-Rome", cpu.X86_SATURATING)]
 

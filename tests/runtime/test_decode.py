@@ -12,6 +12,8 @@ from koner import windows as win
 from koner.aggregate import Strategy, softmax
 from koner.decode import Decode
 
+pytestmark = pytest.mark.lean
+
 
 def _corpus():
     from support import ROOT

@@ -11,6 +11,8 @@ from support.extras import needs
 from koner import NER, ManifestError
 from koner.manifest import MANIFEST_FILE, parse_manifest, read_manifest
 
+pytestmark = pytest.mark.lean
+
 KONER = [sys.executable, "-m", "koner.cli"]
 
 

@@ -7,6 +7,8 @@ from support.models import rehash
 from koner import (NER, DamagedFileError, LabelMismatchError, ManifestError, ModelNotFoundError, OnnxModelError,
                    TokenizerError, VocabularyMismatchError)
 
+pytestmark = pytest.mark.lean
+
 
 def test_missing_folder(tmp_path):
     with pytest.raises(ModelNotFoundError, match="no such model folder"):

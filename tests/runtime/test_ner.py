@@ -9,6 +9,8 @@ import pytest
 from koner import NER, Entity, to_dicts
 from support import EXAMPLES, ROOT
 
+pytestmark = pytest.mark.lean
+
 
 def test_seed_examples_give_their_entities(ner):
     got = [{(e.label, e.text) for e in ner(t)} for t in EXAMPLES]

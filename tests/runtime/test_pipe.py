@@ -12,6 +12,8 @@ from support import ROOT
 from support.models import fail_on
 from koner import NER, WorkerError
 
+pytestmark = pytest.mark.lean
+
 SENTENCES = ["아이유 노래 검색해줘.", "서울역으로 안내해줘.", "에어컨 온도 3도 올려줘.",
              "2023년 3월 15일 오후 3시에 삼성전자 본사에서 이재용 회장이 기자회견을 열었다.", "", "😀 부산 😀",
              "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다."]

@@ -13,6 +13,8 @@ from koner import NER, SaturationWarning
 from support import GOLDEN_DIR
 from support.emulation import needs_qemu, run, skip_unless_dependencies_start
 
+pytestmark = pytest.mark.lean
+
 GOLDEN = GOLDEN_DIR / "cpu-epyc-rome.json"
 RUNTIME = Path(koner.__file__).resolve().parents[1]
 

@@ -2,12 +2,16 @@
 import json
 import threading
 
+import pytest
+
 from support.extras import needs
 
 needs("hypothesis")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+pytestmark = pytest.mark.lean
 
 HANGUL = st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3)
 JAMO = st.characters(min_codepoint=0x1100, max_codepoint=0x11FF)

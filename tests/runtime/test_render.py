@@ -4,7 +4,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from koner.render import TAG_NAMES, Palette, marked
+
+pytestmark = pytest.mark.lean
 
 ATTACK = '<script>alert(1)</script><img src=x onerror="alert(2)"> 아이유 & "서울역"'
 

@@ -8,6 +8,8 @@ from koner.decode import Decode
 from koner.scheme import Grouping, Scheme, Tagging, decoder, detect, transitions
 from koner.tokens import Tokens
 
+pytestmark = pytest.mark.lean
+
 TYPES = ("PS", "LC", "OG")
 
 

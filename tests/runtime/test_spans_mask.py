@@ -10,6 +10,8 @@ from koner import NER, Entity
 from koner.mask import mask
 from koner.spans import MERGE_TAGS, refine, span_options
 
+pytestmark = pytest.mark.lean
+
 TEXT = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다."
 KONER = [sys.executable, "-m", "koner.cli"]
 

@@ -5,6 +5,8 @@ import pytest
 
 from koner.system import cgroup_cpu_quota, usable_cpus
 
+pytestmark = pytest.mark.lean
+
 
 def _tree(tmp_path, proc_line, files):
     root = tmp_path / "cgroup"

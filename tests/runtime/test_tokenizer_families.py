@@ -12,6 +12,8 @@ from koner.scheme import Tagging
 from koner.tokens import TextTokenizer
 from support import GOLDEN_DIR
 
+pytestmark = pytest.mark.lean
+
 GOLDEN = json.loads((GOLDEN_DIR / "tokenizer-families-golden.json").read_text("utf-8"))
 FAMILIES = sorted(GOLDEN["families"])
 STRATEGIES = ("none", "simple", "first", "average", "max")

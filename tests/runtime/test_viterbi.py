@@ -6,6 +6,8 @@ import pytest
 
 from koner.decode import BIO, Decode, ViterbiStream, log_softmax
 
+pytestmark = pytest.mark.lean
+
 LABELS = ("O", "B-PS", "I-PS", "B-LC", "I-LC")
 
 

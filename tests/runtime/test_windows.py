@@ -5,6 +5,8 @@ import pytest
 from koner import windows as win
 from koner.tokens import Tokens
 
+pytestmark = pytest.mark.lean
+
 
 def _tokens(n: int) -> Tokens:
     return Tokens(np.arange(n, dtype=np.int64), [(i, i + 1) for i in range(n)], np.zeros(n, bool), ["x"] * n)
