@@ -3,6 +3,8 @@ import pytest
 
 from koner import NER, Options
 
+pytestmark = pytest.mark.lean
+
 TEXTS = ["아이유 노래 검색해줘.", "어제 서울역에서 삼성전자 직원 김민수 씨를 만났다.", "토트넘 홋스퍼의 손흥민이 런던에서 골을 넣었다."]
 
 
