@@ -287,7 +287,7 @@ def pretrain_mlm(args, log: Log) -> dict:
     model = mlm_model(args).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
     budget_steps = args.pretrain_steps if not args.pretrain_seconds else None
-    step, seconds, total, decay_from = 0, 0.0, budget_steps, None
+    step, seconds, total, decay_from, cpu = 0, 0.0, budget_steps, None, 0.0
 
     def load(path: Path) -> dict:
         st = torch.load(path, map_location=dev, weights_only=False)
@@ -297,6 +297,7 @@ def pretrain_mlm(args, log: Log) -> dict:
     if ckpt_path.exists():
         st = load(ckpt_path)
         step, seconds, total, decay_from = st["step"], st["seconds"], st["total"], st["decay_from"]
+        cpu = st.get("cpu_seconds", 0.0)
         bigger = (budget_steps > total if budget_steps is not None
                   else args.pretrain_seconds > (st["budget_seconds"] or seconds))
         if decay_from is not None and bigger:
@@ -307,13 +308,14 @@ def pretrain_mlm(args, log: Log) -> dict:
             os.replace(ckpt_path, kept)
             st = load(stable_path)
             step, seconds, total, decay_from = st["step"], st["seconds"], budget_steps, None
+            cpu = st.get("cpu_seconds", 0.0)
             log(f"pretrain: larger budget; the decayed run is kept as {kept.name}, continuing from "
                 f"{stable_path.name} at step {step}")
         else:
-            if decay_from is None and budget_steps is not None:
+            if decay_from is None:  # before the decay the budget sets the total (a time budget: estimated anew)
                 total = budget_steps
             log(f"pretrain: resumed at step {step} ({seconds:.0f}s trained)")
-        if total is not None and step >= total:
+        if (total is not None and step >= total) or (budget_steps is None and seconds >= args.pretrain_seconds):
             log(f"pretrain: already done ({step} steps, {seconds:.0f}s); a larger budget continues it")
             return {"steps": step, "seconds": seconds, "disc": model}
     elif args.init_embeddings:
@@ -329,15 +331,15 @@ def pretrain_mlm(args, log: Log) -> dict:
     log(f"pretrain: constant guess (unigram entropy of the maskable pieces) {guess:.4f} nats")
     stop = StopRequest()
     model.train()
-    t_mark, step_mark, losses, hits, n_tgt = time.time(), step, [], 0, 0
+    t_mark, c_mark, step_mark, losses, hits, n_tgt = time.time(), time.process_time(), step, [], 0, 0
 
     def save(path: Path) -> None:
         save_atomic({"mlm": model.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
                      "total": total, "decay_from": decay_from, "objective": "mlm",
-                     "budget_seconds": args.pretrain_seconds or None}, path)
+                     "budget_seconds": args.pretrain_seconds or None, "cpu_seconds": cpu}, path)
 
     while total is None or step < total:
-        t_step = time.time()
+        t_step, c_step = time.time(), time.process_time()
         long_step = long_every and step % long_every == long_every - 1
         b, s = (long_b, 512) if long_step else (args.batch, args.seq)
         ids = torch.from_numpy(pretrain_batch(stream, args.seed, step, b, s))
@@ -361,6 +363,7 @@ def pretrain_mlm(args, log: Log) -> dict:
         opt.step()
         step += 1
         seconds += time.time() - t_step
+        cpu += time.process_time() - c_step
         losses.append(loss.item())
         hits += int((logits.argmax(-1) == target).sum())
         n_tgt += int(target.numel())
@@ -369,10 +372,11 @@ def pretrain_mlm(args, log: Log) -> dict:
             total = step + max(1, int((args.pretrain_seconds - seconds) / per))
         if step % args.log_every == 0 or step == total or stop.asked:
             per = (time.time() - t_mark) / max(1, step - step_mark)
+            per_cpu = (time.process_time() - c_mark) / max(1, step - step_mark)
             log(f"pretrain step {step}/{total} loss {np.mean(losses):.4f} (constant guess {guess:.4f}) "
                 f"acc {hits / max(1, n_tgt):.3f} lr {opt.param_groups[0]['lr']:.2e} {per * 1000:.0f} ms/step "
-                f"{seconds:.0f}s")
-            t_mark, step_mark, losses, hits, n_tgt = time.time(), step, [], 0, 0
+                f"(cpu {per_cpu * 1000:.0f}) {seconds:.0f}s (cpu {cpu:.0f}s)")
+            t_mark, c_mark, step_mark, losses, hits, n_tgt = time.time(), time.process_time(), step, [], 0, 0
         if step % args.ckpt_every == 0 or step == total or stop.asked:
             save(ckpt_path)
         if stop.asked:
