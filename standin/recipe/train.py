@@ -1,8 +1,10 @@
-"""Step 2 of the stand-in recipe: optional ELECTRA pretraining, then NER fine-tuning and held-out evaluation.
+"""Step 2 of the stand-in recipe: optional encoder pretraining, then NER fine-tuning and held-out evaluation.
 
 Reads what `prepare` wrote (pretrain.npy, ner.npz, tokenizer/) and, with --init-embeddings, the word-piece
 vectors of the `embeddings` step; writes, under OUT:
   pretrain.ckpt / finetune.ckpt   resumable checkpoints (model, optimizer, step)
+  pretrain-stable.ckpt            masked-LM only: the weights where the learning-rate decay began (a longer
+                                  budget continues from here)
   ner_model.safetensors           the fine-tuned ElectraForTokenClassification state dict
   metrics.json                    held-out entity P/R/F1 (overall, per tag) and token accuracy
   train.log                       progress
@@ -14,6 +16,10 @@ Usage:
   python -m standin.recipe.train --data DIR -o OUT2 --no-pretrain --init-from OUT --ft-lr 3e-4  # a second cycle
   python -m standin.recipe.train --data DIR -o OUT --no-pretrain --warm-layers 3 ...  # 3 layers first, then grow
   python -m standin.recipe.train --data DIR -o OUT --device cuda --pretrain-seconds 330   # RTD pretraining
+  python -m standin.recipe.train --data DIR -o PRE --objective mlm --pretrain-only --pretrain-seconds 6000 \
+      --init-embeddings DIR/embeddings.npy --threads 1     # masked-LM pretraining; run again to resume, with a
+                                                           # larger --pretrain-seconds to continue further
+  python -m standin.recipe.train --data DIR -o OUT --init-encoder PRE/pretrain.ckpt   # fine-tune from it
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -203,6 +210,193 @@ def pretrain(args, log: Log) -> dict:
     return {"steps": total, "seconds": seconds, "disc": disc}
 
 
+# ---------------------------------------------------------------- masked-LM pretraining
+
+def mask_tokens(ids: torch.Tensor, seed: int, step: int, share: float = 0.15):
+    """BERT's masking: `share` of the non-special tokens are targets; 80% of them become [MASK], 10% a random
+    token of the batch (unigram draw), 10% stay. Returns (input ids, boolean target mask); seeded by step."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    special = ids < N_SPECIAL
+    masked = (torch.rand(ids.shape, generator=g) < share) & ~special
+    if not masked.any():  # a tiny batch: still one target
+        masked.view(-1)[int(torch.nonzero(~special.view(-1))[0])] = True
+    r = torch.rand(ids.shape, generator=g)
+    inp = ids.masked_fill(masked & (r < 0.8), MASK)
+    swap = masked & (r >= 0.8) & (r < 0.9)
+    pool = ids[~special]
+    inp[swap] = pool[torch.randint(pool.numel(), (int(swap.sum()),), generator=g)]
+    return inp, masked
+
+
+def unigram_entropy(stream: np.ndarray) -> float:
+    """Cross-entropy (nats) of the best constant guess for a masked token: the entropy of the non-special pieces."""
+    counts = np.bincount(stream.astype(np.int64))[N_SPECIAL:].astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def wsd_lr(step: int, peak: float, warmup: int, total: int | None, decay_from: int | None) -> float:
+    """Warm-up, stable, decay: linear warm-up over `warmup` steps, then `peak` until `decay_from`, then linear to 0
+    at `total`. The stable part does not depend on the total, so a run can be extended before its decay."""
+    lr = peak * min(1.0, (step + 1) / max(1, warmup))
+    if decay_from is None or total is None or step < decay_from:
+        return lr
+    lr = peak * min(1.0, (decay_from + 1) / max(1, warmup))
+    return lr * max(0.0, (total - step) / max(1, total - decay_from))
+
+
+class StopRequest:
+    """SIGTERM/SIGINT ask the training loop to checkpoint and stop after its current step."""
+
+    def __init__(self):
+        self.asked = False
+        self.before = {sig: signal.signal(sig, self._ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _ask(self, signum, frame):
+        self.asked = True
+
+    def release(self) -> None:
+        """Give the signals back their earlier handlers."""
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
+
+
+def mlm_model(args):
+    """ElectraForMaskedLM over the discriminator's config (the real encoder); its head is tied to the embeddings."""
+    from transformers import ElectraForMaskedLM
+
+    disc_cfg, _, _ = make_configs()
+    if args.pretrain_dropout is not None:
+        disc_cfg.hidden_dropout_prob = disc_cfg.attention_probs_dropout_prob = args.pretrain_dropout
+    torch.manual_seed(args.seed)
+    model = ElectraForMaskedLM(disc_cfg)
+    assert model.generator_lm_head.weight is model.electra.embeddings.word_embeddings.weight
+    return model
+
+
+def pretrain_mlm(args, log: Log) -> dict:
+    """Masked-LM pretraining of the real encoder, budgeted in steps or seconds, checkpointed and resumable.
+
+    The step count is --pretrain-steps, or fitted to --pretrain-seconds (re-estimated from the measured speed
+    until the decay begins, the last --decay-share of the steps). Running again with the same -o resumes; with a
+    larger budget, a run that had begun its decay continues from pretrain-stable.ckpt (the weights before it).
+    """
+    dev = args.device
+    out = args.out
+    ckpt_path, stable_path = out / "pretrain.ckpt", out / "pretrain-stable.ckpt"
+    model = mlm_model(args).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
+    budget_steps = args.pretrain_steps if not args.pretrain_seconds else None
+    step, seconds, total, decay_from, cpu = 0, 0.0, budget_steps, None, 0.0
+
+    def load(path: Path) -> dict:
+        st = torch.load(path, map_location=dev, weights_only=False)
+        model.load_state_dict(st["mlm"]), opt.load_state_dict(st["opt"])
+        return st
+
+    if ckpt_path.exists():
+        st = load(ckpt_path)
+        step, seconds, total, decay_from = st["step"], st["seconds"], st["total"], st["decay_from"]
+        cpu = st.get("cpu_seconds", 0.0)
+        bigger = (budget_steps > total if budget_steps is not None
+                  else args.pretrain_seconds > (st["budget_seconds"] or seconds))
+        if decay_from is not None and bigger:
+            kept = out / f"pretrain-{step}.ckpt"
+            if not stable_path.exists():
+                raise SystemExit(f"{ckpt_path} has begun its learning-rate decay and {stable_path} is missing: "
+                                 "start a new run folder to pretrain further")
+            os.replace(ckpt_path, kept)
+            st = load(stable_path)
+            step, seconds, total, decay_from = st["step"], st["seconds"], budget_steps, None
+            cpu = st.get("cpu_seconds", 0.0)
+            log(f"pretrain: larger budget; the decayed run is kept as {kept.name}, continuing from "
+                f"{stable_path.name} at step {step}")
+        else:
+            if decay_from is None:  # before the decay the budget sets the total (a time budget: estimated anew)
+                total = budget_steps
+            log(f"pretrain: resumed at step {step} ({seconds:.0f}s trained)")
+        if (total is not None and step >= total) or (budget_steps is None and seconds >= args.pretrain_seconds):
+            log(f"pretrain: already done ({step} steps, {seconds:.0f}s); a larger budget continues it")
+            return {"steps": step, "seconds": seconds, "disc": model}
+    elif args.init_embeddings:
+        init_embeddings(model, args.init_embeddings, args.embedding_std, log, "pretrain")
+    stream = np.load(args.data / "pretrain.npy")
+    guess = unigram_entropy(stream)
+    long_every = round(1 / args.long_share) if args.long_share > 0 else 0
+    long_b = max(1, args.batch * args.seq // 512)
+    log(f"pretrain (masked LM): {stream.size} tokens, batch {args.batch}x{args.seq}"
+        f"{f', every {long_every}th step {long_b}x512' if long_every else ''}, peak lr {args.lr}, "
+        f"warm-up {args.warmup_steps} steps, decay over the last {args.decay_share:.0%}, "
+        f"budget {f'{budget_steps} steps' if budget_steps is not None else f'{args.pretrain_seconds:.0f}s'}")
+    log(f"pretrain: constant guess (unigram entropy of the maskable pieces) {guess:.4f} nats")
+    stop = StopRequest()
+    model.train()
+    t_mark, c_mark, step_mark, losses, hits, n_tgt = time.time(), time.process_time(), step, [], 0, 0
+
+    def save(path: Path) -> None:
+        save_atomic({"mlm": model.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
+                     "total": total, "decay_from": decay_from, "objective": "mlm",
+                     "budget_seconds": args.pretrain_seconds or None, "cpu_seconds": cpu}, path)
+
+    while total is None or step < total:
+        t_step, c_step = time.time(), time.process_time()
+        long_step = long_every and step % long_every == long_every - 1
+        b, s = (long_b, 512) if long_step else (args.batch, args.seq)
+        ids = torch.from_numpy(pretrain_batch(stream, args.seed, step, b, s))
+        inp, masked = mask_tokens(ids, args.seed, step)
+        inp, masked, ids = inp.to(dev), masked.to(dev), ids.to(dev)
+        if decay_from is None and total is not None and step >= int(total * (1 - args.decay_share)):
+            decay_from = step
+            save(stable_path)
+            log(f"pretrain: decay from step {decay_from} to {total}; weights before it in {stable_path.name}")
+        for g in opt.param_groups:
+            g["lr"] = wsd_lr(step, args.lr, args.warmup_steps, total, decay_from)
+        torch.manual_seed(args.seed * 7919 + step)  # dropout, reproducible on resume
+        with autocast(dev):
+            hidden = model.electra(input_ids=inp).last_hidden_state[masked]
+            logits = model.generator_lm_head(model.generator_predictions(hidden)).float()
+        target = ids[masked]
+        loss = F.cross_entropy(logits, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seconds += time.time() - t_step
+        cpu += time.process_time() - c_step
+        losses.append(loss.item())
+        hits += int((logits.argmax(-1) == target).sum())
+        n_tgt += int(target.numel())
+        if budget_steps is None and decay_from is None and (step - step_mark == 20 or step % args.log_every == 0):
+            per = (time.time() - t_mark) / max(1, step - step_mark)
+            total = step + max(1, int((args.pretrain_seconds - seconds) / per))
+        if step % args.log_every == 0 or step == total or stop.asked:
+            per = (time.time() - t_mark) / max(1, step - step_mark)
+            per_cpu = (time.process_time() - c_mark) / max(1, step - step_mark)
+            log(f"pretrain step {step}/{total} loss {np.mean(losses):.4f} (constant guess {guess:.4f}) "
+                f"acc {hits / max(1, n_tgt):.3f} lr {opt.param_groups[0]['lr']:.2e} {per * 1000:.0f} ms/step "
+                f"(cpu {per_cpu * 1000:.0f}) {seconds:.0f}s (cpu {cpu:.0f}s)")
+            t_mark, c_mark, step_mark, losses, hits, n_tgt = time.time(), time.process_time(), step, [], 0, 0
+        if step % args.ckpt_every == 0 or step == total or stop.asked:
+            save(ckpt_path)
+        if stop.asked:
+            log(f"pretrain: stopped at step {step}; run the same command again to resume")
+            raise SystemExit(0)
+    stop.release()
+    log(f"pretrain: done, {step} steps in {seconds:.0f}s")
+    return {"steps": step, "seconds": seconds, "disc": model}
+
+
+def encoder_state(path: Path) -> dict:
+    """The pretrained model's state dict (its `electra.` keys are the encoder) from a pretrain checkpoint."""
+    st = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("mlm", "disc"):
+        if key in st:
+            return st[key]
+    raise SystemExit(f"{path} is not a pretrain checkpoint (no 'mlm' or 'disc' weights): "
+                     "give --init-encoder a pretrain.ckpt written by this script")
+
+
 # ---------------------------------------------------------------- fine-tuning
 
 def ner_examples(ids, labels, seed: int, epoch: int, pack_share: float, max_len: int = 512):
@@ -259,7 +453,7 @@ def predict(model, ids, dev: str, batch: int = 64):
     return preds
 
 
-def init_embeddings(model, path: Path, std: float, log: Log) -> None:
+def init_embeddings(model, path: Path, std: float, log: Log, tag: str = "finetune") -> None:
     """Word-piece embeddings from the `embeddings` step (rows of NaN keep their random values)."""
     vecs = np.load(path)
     seen = ~np.isnan(vecs).any(axis=1)
@@ -268,7 +462,7 @@ def init_embeddings(model, path: Path, std: float, log: Log) -> None:
     with torch.no_grad():
         w = model.electra.embeddings.word_embeddings.weight
         w[torch.from_numpy(np.flatnonzero(seen))] = torch.from_numpy(v).to(w.dtype)
-    log(f"finetune: word-piece embeddings for {int(seen.sum())} pieces from {path} (std {std})")
+    log(f"{tag}: word-piece embeddings for {int(seen.sum())} pieces from {path} (std {std})")
 
 
 def scale_residual_branches(model, scale: float, log: Log) -> None:
@@ -291,11 +485,12 @@ def bare_ner_model(args, layers: int):
 
 
 def start_weights(model, args, log: Log, disc_state: dict | None = None):
-    """The encoder from pretraining if there was one, then --init-embeddings; --residual-scale on a random encoder."""
+    """The pretrained encoder if there is one, then --init-embeddings (not over a masked-LM encoder, which started
+    from them); --residual-scale on a random encoder."""
     if disc_state is not None:
         enc = {k[len("electra."):]: v for k, v in disc_state.items() if k.startswith("electra.")}
         model.electra.load_state_dict(enc)
-    if args.init_embeddings:
+    if args.init_embeddings and (disc_state is None or args.objective == "rtd"):  # masked LM started from them
         init_embeddings(model, args.init_embeddings, args.embedding_std, log)
     if disc_state is None and args.residual_scale != 1.0:
         scale_residual_branches(model, args.residual_scale, log)
@@ -496,9 +691,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pretrain-seconds", type=float, default=0.0,
                     help="instead of --pretrain-steps: fit the step count to this time budget")
     ap.add_argument("--no-pretrain", action="store_true", help="fine-tune from random initialisation")
+    ap.add_argument("--objective", choices=("rtd", "mlm"), default="rtd",
+                    help="pretraining objective: ELECTRA's replaced-token detection or a masked LM (15%%, 80/10/10)")
+    ap.add_argument("--pretrain-only", action="store_true", help="stop after pretraining (no fine-tuning)")
+    ap.add_argument("--init-encoder", type=Path,
+                    help="fine-tune from this pretrain.ckpt's encoder (a copy of a running pretraining's is fine)")
+    ap.add_argument("--warmup-steps", type=int, default=500, help="masked LM: learning-rate warm-up steps")
+    ap.add_argument("--decay-share", type=float, default=0.2,
+                    help="masked LM: share of the steps at the end with linearly decaying learning rate")
+    ap.add_argument("--pretrain-dropout", type=float, default=0.0,
+                    help="masked LM: dropout while pretraining (the saved config keeps the real model's 0.1)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--long-share", type=float, default=0.1, help="share of final steps at 512 tokens")
+    ap.add_argument("--long-share", type=float, default=0.1,
+                    help="share of steps at 512 tokens (RTD: the final ones; masked LM: every 1/share-th step)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=float, default=0.06)
     ap.add_argument("--ft-epochs", type=int, default=20)
@@ -528,6 +734,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.pretrain_seconds:
         args.pretrain_steps = 0
+    if args.init_encoder and args.init_embeddings:
+        ap.error("--init-encoder's checkpoint holds its own embeddings: drop --init-embeddings")
+    if args.init_encoder and not args.init_encoder.is_file():
+        ap.error(f"--init-encoder {args.init_encoder}: no such file (give a pretrain.ckpt)")
+    if args.pretrain_only and (args.no_pretrain or args.init_encoder or args.eval_only):
+        ap.error("--pretrain-only runs pretraining alone: drop --no-pretrain / --init-encoder / --eval-only")
     args.out.mkdir(parents=True, exist_ok=True)
     log = Log(args.out / "train.log")
     if args.threads:
@@ -543,11 +755,19 @@ def main(argv: list[str] | None = None) -> None:
         f"args {vars(args)}")
     if args.eval_only:
         args.ft_epochs = 0
-    if args.no_pretrain or args.eval_only:
+    if args.init_encoder and not args.eval_only:
         pre = {"steps": 0, "seconds": 0.0, "disc": None}
+        disc_state = encoder_state(args.init_encoder)
+        log(f"finetune: encoder from {args.init_encoder}")
+    elif args.no_pretrain or args.eval_only:
+        pre = {"steps": 0, "seconds": 0.0, "disc": None}
+        disc_state = None
     else:
-        pre = pretrain(args, log)
-    model = finetune(args, pre["disc"].state_dict() if pre["disc"] is not None else None, log)
+        pre = (pretrain_mlm if args.objective == "mlm" else pretrain)(args, log)
+        disc_state = pre["disc"].state_dict()
+    if args.pretrain_only:
+        return
+    model = finetune(args, disc_state, log)
     metrics = evaluate_heldout(model, args)
     klue = evaluate_klue(model, args)
     from safetensors.torch import save_file
