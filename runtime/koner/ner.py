@@ -114,25 +114,11 @@ class NER:
         return cls(Path(path) if path is not None else DEFAULT_MODEL, session=opts, options=options,
                    model_file=model_file, workers=workers)
 
-    @property
-    def aggregation(self) -> Strategy:
-        """The aggregation strategy this model was loaded with."""
-        return self.options.aggregation
-
-    @property
-    def decode(self) -> Decode:
-        """The decoder this model was loaded with."""
-        return self.options.decode
-
-    @property
-    def long_text(self) -> str:
-        """How a text longer than the model runs: "windows" or "pipeline"."""
-        return self.options.long_text
-
-    @property
-    def overlap(self) -> int:
-        """Tokens shared by neighbouring windows (or the pipeline's chunks) of a long text."""
-        return self.options.overlap
+    # the options this model was loaded with, by name (`options` holds them all)
+    aggregation = property(lambda self: self.options.aggregation, doc="The aggregation strategy (a `Strategy`).")
+    decode = property(lambda self: self.options.decode, doc="The decoder (a `Decode`).")
+    long_text = property(lambda self: self.options.long_text, doc='How a long text runs: "windows" or "pipeline".')
+    overlap = property(lambda self: self.options.overlap, doc="Tokens shared by a long text's neighbouring windows.")
 
     def _check_model(self, top_id: int) -> None:
         """Run the model once on its highest token id: the embedding table holds it, the output has a score per
