@@ -31,11 +31,21 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
 T = TypeVar("T")
 
 
+class _Default(str):
+    """A keyword's default value, told apart from the same value passed (`NER.load` with `options=`)."""
+
+
+class _DefaultInt(int):
+    """An integer keyword's default value, told apart from the same value passed."""
+
+
 class NER:
     """A loaded koner model; call it on a string for its entities. Safe to share between threads."""
 
     def __init__(self, folder: Path, *, session: SessionOptions, options: Options = Options(),
                  model_file: Optional[str] = None, workers: Optional[int] = None):
+        """Use `NER.load`: it checks the folder and builds `session` and `options` from keywords."""
+        _check_options(options)
         self.options = options
         folder = Path(folder)
         if not folder.is_dir():
@@ -84,11 +94,12 @@ class NER:
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, *, threads: Optional[int] = None,
-             workers: Optional[int] = None, aggregation: str = "simple", spinning: bool = False,
+             workers: Optional[int] = None, aggregation: str = _Default("simple"), spinning: bool = False,
              memory_arena: bool = True, memory_pattern: Optional[bool] = None, optimization: str = "auto",
-             overlap: int = 128, model_file: Optional[str] = None, labels: Labels = None, merge: Merge = False,
-             merge_across: str = "space", decode: str = "argmax", scheme: Optional[str] = None,
-             grouping: str = "pipeline", long_text: str = "windows", options: Optional[Options] = None) -> "NER":
+             overlap: int = _DefaultInt(128), model_file: Optional[str] = None, labels: Labels = None,
+             merge: Merge = False, merge_across: str = _Default("space"), decode: str = _Default("argmax"),
+             scheme: Optional[str] = None, grouping: str = _Default("pipeline"), long_text: str = _Default("windows"),
+             options: Optional[Options] = None) -> "NER":
         """Load a model folder (None: the bundled stand-in) and check it; `model_file` names another .onnx in it.
 
         `labels` keeps only those entity types (e.g. "PS,LC"); `merge` joins split same-type spans (True: the
@@ -102,16 +113,23 @@ class NER:
         stitched windows (default: every token keeps the most context, entities grouped over the whole text).
         `options`: all of these as one `koner.Options` value instead (then leave those keywords out).
         """
+        folder = Path(path) if path is not None else DEFAULT_MODEL
+        if not folder.is_dir():  # named before any option: the folder is the first thing a user gets wrong
+            raise ModelNotFoundError.of(folder)
         given = dict(aggregation=aggregation, long_text=long_text, decode=decode, scheme=scheme, grouping=grouping,
                      labels=labels, merge=merge, merge_across=merge_across, overlap=overlap)
         if options is None:
             options = Options.parse(**given)
-        elif given != _LOAD_DEFAULTS:
-            raise TypeError("NER.load takes entity options either as keywords or as options=, not both; "
-                            f"use options.override(...) for {', '.join(k for k in given if given[k] != _LOAD_DEFAULTS[k])}")
+        else:
+            _check_options(options)
+            passed = [k for k, v in given.items() if not (isinstance(v, (_Default, _DefaultInt)) or v is None
+                                                          or (k == "merge" and v is False))]
+            if passed:
+                raise TypeError("NER.load takes entity options either as keywords or as options=, not both; "
+                                f"put {', '.join(passed)} in the options: options.override({passed[0]}=...)")
         opts = SessionOptions(threads=threads, spinning=spinning, memory_arena=memory_arena,
                               optimization=optimization, memory_pattern=memory_pattern)
-        return cls(Path(path) if path is not None else DEFAULT_MODEL, session=opts, options=options,
+        return cls(folder, session=opts, options=options,
                    model_file=model_file, workers=workers)
 
     # the options this model was loaded with, by name (`options` holds them all)
@@ -231,6 +249,10 @@ class NER:
         Only the per-call options (aggregation, decode, labels, merge) may differ from the model's; the others
         are fixed when a model loads."""
         base = self.options
+        if options is None and not any(v is not None for v in overrides.values()):
+            return base  # the common call: the model's own options
+        if options is not None:
+            _check_options(options)
         if options is not None and options != base:
             fixed = [f for f in FIELDS if f not in PER_CALL and getattr(options, f) != getattr(base, f)]
             if fixed:
@@ -399,5 +421,7 @@ def _check_overlap(overlap: object, width: int, long_text: str) -> None:
         raise ValueError(f"overlap must be an integer from 0 to {most} tokens, not {overlap!r}")
 
 
-_LOAD_DEFAULTS = dict(aggregation="simple", long_text="windows", decode="argmax", scheme=None, grouping="pipeline",
-                      labels=None, merge=False, merge_across="space", overlap=128)
+def _check_options(options: object) -> None:
+    if not isinstance(options, Options):
+        raise TypeError(f"options must be a koner.Options (Options.parse(aggregation=..., ...)), not "
+                        f"{type(options).__name__}")

@@ -61,10 +61,17 @@ class Options:
         given = {k: v for k, v in values.items() if v is not None or k not in keep_none}
         if not given:
             return self
-        changed = {k: _PARSERS[k](v) for k, v in given.items()}
-        out = replace(self, **changed)
-        out._check()
-        return out
+        changed = {k: _PARSERS[k](v) for k, v in given.items()}  # in the order given: the first bad one is named
+        return replace(self, **changed)  # checked together by __post_init__
+
+    def __post_init__(self) -> None:
+        """Every field parsed (a name becomes its enum, a list a tuple) and the combination checked, however the
+        value was made: `Options(aggregation="bogus")` is refused as `Options.parse` refuses it."""
+        for name in FIELDS:
+            value = getattr(self, name)
+            if value is not None or name not in NULLABLE:
+                object.__setattr__(self, name, _PARSERS[name](value))
+        self._check()
 
     def _check(self) -> None:
         check_decode(self.aggregation, self.decode)
@@ -76,17 +83,20 @@ class Options:
 def _long_text(value: object) -> str:
     if value not in LONG_TEXT:
         raise ValueError(f"long_text must be one of {', '.join(LONG_TEXT)}, not {value!r}")
-    return str(value)
+    return str.__str__(value)  # type: ignore[arg-type]
 
 
-def _overlap(value: Any) -> Any:
-    return value  # its bounds depend on the model's window: checked when a model takes the options
+def _overlap(value: object) -> int:
+    # its upper bound depends on the model's window: checked when a model takes the options
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"overlap must be an integer of tokens from 0 to half the model's window, not {value!r}")
+    return int(value)
 
 
 def _across(value: object) -> str:
     if value not in JOINERS:
         raise ValueError(f"merge_across must be one of {', '.join(JOINERS)}, not {value!r}")
-    return str(value)
+    return str.__str__(value)  # type: ignore[arg-type]
 
 
 def type_list(value: Union[str, Iterable[str]]) -> tuple[str, ...]:

@@ -22,7 +22,6 @@ from typing import Any, Iterable, Iterator, Optional, Union
 from .choices import check_positive
 from .entity import Entity
 from .ner import NER
-from .options import Options
 
 try:
     from spacy.language import Language
@@ -49,8 +48,8 @@ class KonerNER:
             raise ValueError(f"align must be one of {', '.join(ALIGN)}, not {align!r}")
         check_positive("batch_size", batch_size)
         self.name, self.align, self.keep_existing, self.batch_size = name, align, keep_existing, batch_size
-        options = Options.parse(aggregation=aggregation, decode=decode, labels=labels, merge=merge)
-        self.ner = NER.load(model, options=options, workers=workers, threads=threads)
+        self.ner = NER.load(model, labels=labels, merge=merge, decode=decode, aggregation=aggregation,
+                            workers=workers, threads=threads)  # the folder checked first, then the options parsed
         self.unaligned = 0  # entities not set exactly (left out or widened) since the component was made
 
     def __call__(self, doc: Doc) -> Doc:

@@ -77,3 +77,32 @@ def test_an_unknown_entity_type_is_refused_against_the_model():
 def test_from_mapping_takes_the_fields_of_a_namespace():
     opts = Options.from_mapping({"aggregation": "max", "labels": None, "threads": 2, "input": "x.txt"})
     assert opts == Options.parse(aggregation="max")
+
+
+def test_options_made_directly_are_checked_too():
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        Options(aggregation="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="viterbi"):
+        Options(aggregation="first", decode="viterbi")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="overlap"):
+        Options.parse(overlap=-5)
+    assert hash(Options(labels=["PS"])) == hash(Options.parse(labels="PS"))  # type: ignore[arg-type]
+
+
+def test_a_keyword_passed_beside_options_is_refused_even_at_its_default():
+    with pytest.raises(TypeError, match="aggregation"):
+        NER.load(options=Options.parse(aggregation="first"), aggregation="simple")
+
+
+def test_options_of_another_type_are_a_clear_type_error(ner):
+    with pytest.raises(TypeError, match="options must be a koner.Options"):
+        NER.load(options={"aggregation": "first"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="options must be a koner.Options"):
+        ner(TEXTS[0], options={"labels": "PS"})  # type: ignore[arg-type]
+
+
+def test_a_missing_folder_is_named_before_a_bad_option():
+    from koner import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError):
+        NER.load("/nonexistent/koner-model", aggregation="first", decode="viterbi")

@@ -74,6 +74,12 @@ class NERPredictor:
         self.batch_size = check_positive("batch_size", batch_size)
         self._ner: Optional[NER] = None
 
+    # the entity options by name, as the predictor was given them (`options` holds them parsed)
+    aggregation = property(lambda self: self.options.aggregation.value, doc="The aggregation strategy's name.")
+    decode = property(lambda self: self.options.decode.value, doc="The decoder's name.")
+    labels = property(lambda self: self.options.labels, doc="The entity types kept (None: every type).")
+    merge = property(lambda self: self.options.merge, doc="The types whose split spans are merged (True: default).")
+
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_ner": None}  # the session stays in the process that loaded it
 

@@ -5,13 +5,13 @@ Inference API's `POST /`), within the server's limits. The entity options are pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from starlette.requests import ClientDisconnect, Request
 
 from .. import jsonl
 from ..aggregate import STRATEGIES, Strategy
 from ..decode import Decode
-from ..options import Options
 from .responses import ApiError, client_closed
 from .settings import Settings
 
@@ -24,7 +24,8 @@ class NerRequest:
 
     texts: list[str]
     single: bool
-    options: Options  # the server's, with the request's aggregation and decoder
+    aggregation: Strategy  # the request's, else the server's --aggregation
+    decode: Optional[Decode]  # the request's, else None: the model's own
 
 
 async def read_json(request: Request, settings: Settings) -> object:
@@ -62,7 +63,7 @@ def v1_request(body: object, settings: Settings) -> NerRequest:
     texts, _ = texts_of(body[field], field, settings)
     if field == "text" and not isinstance(body["text"], str):
         raise ApiError(422, "invalid_text", "'text' must be a string (use 'texts' for a list)")
-    return NerRequest(texts, field == "text", entity_options(body.get("aggregation"), body.get("decode"), settings))
+    return NerRequest(texts, field == "text", *entity_options(body.get("aggregation"), body.get("decode"), settings))
 
 
 def hf_request(body: object, settings: Settings) -> NerRequest:
@@ -76,7 +77,8 @@ def hf_request(body: object, settings: Settings) -> NerRequest:
     if not isinstance(params, dict):
         raise ApiError(422, "invalid_request", "'parameters' must be an object")
     texts, single = texts_of(body["inputs"], "inputs", settings)
-    return NerRequest(texts, single, entity_options(params.get("aggregation_strategy"), params.get("decode"), settings))
+    return NerRequest(texts, single, *entity_options(params.get("aggregation_strategy"), params.get("decode"),
+                                                      settings))
 
 
 def texts_of(value: object, field: str, settings: Settings) -> tuple[list[str], bool]:
@@ -99,11 +101,10 @@ def texts_of(value: object, field: str, settings: Settings) -> tuple[list[str], 
     return texts, single
 
 
-def entity_options(aggregation: object, decode: object, settings: Settings) -> Options:
-    """A request's entity options, checked together: the server's (`--aggregation`, `--decode`) with the request's
-    aggregation and decoder where it sends them."""
-    base = settings.options
-    strategy, decoder = None, None
+def entity_options(aggregation: object, decode: object, settings: Settings) -> tuple[Strategy, Optional[Decode]]:
+    """A request's aggregation (the server's `--aggregation` when absent) and decoder (None when absent: the
+    model's own), checked together with the server's options (`Settings.options`)."""
+    strategy, decoder = Strategy.parse(settings.aggregation), None
     if aggregation is not None:
         try:
             strategy = Strategy.parse(aggregation)  # type: ignore[arg-type]
@@ -113,6 +114,7 @@ def entity_options(aggregation: object, decode: object, settings: Settings) -> O
     try:
         if decode is not None:
             decoder = Decode.parse(decode)  # type: ignore[arg-type]
-        return base.override(aggregation=strategy, decode=decoder)  # viterbi with a word-level strategy: refused
+        settings.options.override(aggregation=strategy, decode=decoder)  # viterbi with a word-level strategy
     except ValueError as exc:
         raise ApiError(422, "invalid_decode", str(exc)) from None
+    return strategy, decoder

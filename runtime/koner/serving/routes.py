@@ -39,7 +39,7 @@ class Routes:
     async def v1_ner(self, request: Request) -> Response:
         """POST /v1/ner: koner's format, each entity the pipeline's dict plus `text`, in input order."""
         asked = v1_request(await read_json(request, self.settings), self.settings)
-        results = await self.service.entities(request, asked.texts, asked.options)
+        results = await self.service.entities(request, asked.texts, asked.aggregation, asked.decode)
         if asked.single:
             return JSONResponse({"entities": results[0]})
         return JSONResponse({"results": [{"entities": r} for r in results]})
@@ -51,7 +51,7 @@ class Routes:
     async def hf_inference(self, request: Request) -> Response:
         """POST /: the Hugging Face Inference API's token-classification request and answer (its own fields)."""
         asked = hf_request(await read_json(request, self.settings), self.settings)
-        results = await self.service.entities(request, asked.texts, asked.options)
+        results = await self.service.entities(request, asked.texts, asked.aggregation, asked.decode)
         plain = [[{k: v for k, v in e.items() if k != "text"} for e in r] for r in results]  # the API's own fields
         return JSONResponse(plain[0] if asked.single else plain)
 

@@ -12,7 +12,8 @@ from starlette.requests import Request
 
 from ..check import CheckReport
 from ..ner import NER
-from ..options import Options
+from ..aggregate import Strategy
+from ..decode import Decode
 from .gate import ClientGone, Gate, Overloaded, Stopped, TimedOut
 from .metrics import Metrics
 from .responses import ApiError, client_closed
@@ -72,13 +73,19 @@ class Service:
             return False
         return True
 
-    async def entities(self, request: Request, texts: list[str], options: Options) -> list[list[dict]]:
+    async def entities(self, request: Request, texts: list[str], aggregation: Strategy,
+                       decode: Optional[Decode] = None) -> list[list[dict]]:
         """Each text's entities as dicts (pipeline fields + `text`), computed on a slot."""
         ner = self.ner
         if ner is None:
             if self.load_error:
                 raise ApiError(503, "model_failed", f"the model could not be loaded: {self.load_error}")
             raise ApiError(503, "not_ready", "the model is still loading; retry shortly", {"Retry-After": "1"})
+
+        try:  # the loaded model's options with the request's: a model loaded with viterbi refuses a word-level one
+            options = ner.call_options(aggregation=aggregation, decode=decode)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_decode", str(exc)) from None
 
         def work(cancel: threading.Event) -> tuple[list[list[dict]], int]:
             def check() -> None:  # before each text and each window of the model, whatever the text holds
