@@ -298,10 +298,17 @@ def test_a_replaced_output_is_never_more_open_than_the_old_one_even_while_writte
 def test_an_unwritable_output_folder_or_a_full_disk_is_one_line(tmp_path):
     line = one_line_error(run(["ner", "--output", "/proc/koner-out.jsonl", "서울"]))
     assert "/proc: cannot write koner-out.jsonl there" in line
-    full = subprocess.run(["bash", "-c", " ".join(KONER) + " ner '아이유 노래 검색해줘.' > /dev/full"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert full.returncode == 2 and "Traceback" not in full.stderr
-    assert full.stderr.strip() == "koner: No space left on device; outputs under a temporary name were removed"
+    # buffered as a user's shell has it, and unbuffered (PYTHONUNBUFFERED=1): the exit never fails a second time
+    for unbuffered in ("", "1"):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered else {})
+        full = subprocess.run(["bash", "-c", " ".join(KONER) + " ner '아이유 노래 검색해줘.' > /dev/full"],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+        assert full.returncode == 2 and "Traceback" not in full.stderr, (unbuffered, full.stderr)
+        assert full.stderr.strip() == "koner: No space left on device; outputs under a temporary name were removed"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    helped = subprocess.run(["bash", "-c", " ".join(KONER) + " --help > /dev/full"], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT, env=buffered)
+    assert helped.returncode == 2 and helped.stderr.startswith("koner: No space left on device"), helped.stderr
 
 
 def test_a_folder_output_replaced_under_an_interrupt_is_old_or_new_never_neither(tmp_path, monkeypatch):

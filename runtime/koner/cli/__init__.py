@@ -62,10 +62,23 @@ def _terminate(signum, frame) -> NoReturn:
     raise Terminated()
 
 
+def _drop_unwritable_stdout() -> None:
+    """Standard output that cannot take what it holds (`> /dev/full`) is pointed at /dev/null, so the exit that
+    follows flushes nowhere instead of failing a second time (exit 120 and a traceback-like line)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of the `koner` command; returns its exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version or a usage error, printed by argparse: flushed here, so a
+            sys.stdout.flush()      # full disk is the one-line error below
+            return done.code if isinstance(done.code, int) else exitcodes.USAGE
         if args.verb != "serve":  # `koner serve` drains its requests on SIGTERM itself
             signal.signal(signal.SIGTERM, _terminate)
         return args.run(args)
@@ -77,6 +90,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return exitcodes.OK
     except OSError as exc:  # a full disk, an unwritable folder, a file gone: one line, never a traceback
         where = f"{exc.filename}: " if exc.filename else ""
+        _drop_unwritable_stdout()
         print(f"koner: {where}{exc.strerror or exc}; outputs under a temporary name were removed", file=sys.stderr)
         return exitcodes.USAGE
     except Terminated:
