@@ -6,7 +6,6 @@ counts as written, so a manifest that the runtime could not use is never left in
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -71,6 +70,8 @@ class Manifest:
 
 def sha256(path: Path) -> str:
     """Hex sha256 of a file."""
+    import hashlib  # here: it loads OpenSSL (3.5 MB RSS), which a load whose hashes are remembered never needs
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

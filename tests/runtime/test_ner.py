@@ -1,5 +1,6 @@
 """The lean runtime on the bundled model: entities, offsets, dicts, batches, long text."""
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -191,6 +192,30 @@ def test_tokenizing_a_long_word_takes_bounded_memory():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) < 32 * 1024, f"peak RSS grew by {int(out.stdout) // 1024} MB"
+
+
+def test_import_and_a_remembered_load_leave_openssl_and_the_thread_pool_unloaded(tmp_path):
+    # `import koner` and a load whose file hashes are remembered need neither OpenSSL (hashlib: 3.5 MB RSS) nor
+    # concurrent.futures with logging (0.7 MB); the hash mask style and the first load of a folder still hash
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / 'runtime')!r})
+        import koner
+        light = [m for m in ('_hashlib', 'hashlib', 'secrets', 'concurrent.futures', 'logging') if m in sys.modules]
+        ner = koner.NER.load(workers=1)
+        ents = ner('아이유 노래 검색해줘.')
+        tag = ner.mask('어제 김민수 씨를 만났다.', labels='PS').text
+        still = [m for m in ('_hashlib', 'concurrent.futures') if m in sys.modules]
+        hashed = ner.mask('어제 김민수 씨를 만났다.', labels='PS', style='hash', salt='s').text
+        print(light, still, [(e.label, e.text) for e in ents], tag, hashed)
+    """)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("[] [] [('PS', '아이유')] 어제 [PS] 씨를 만났다. 어제 [PS-"), again.stdout
+    assert first.stdout.split()[-3:] == again.stdout.split()[-3:]  # the same pseudonym for the same salt
 
 
 def test_loading_the_tokenizer_holds_no_python_copy_of_its_vocabulary():
