@@ -69,7 +69,7 @@ def token_rows(ner, text: str, run):
     from koner import windows
 
     tokens = ner.tokenizer.encode(text)
-    plan = windows.plan(tokens, ner.max_length, ner.overlap)
+    plan = ner.windows(tokens)
     return windows.stitch(len(tokens.ids), plan, [run(w.ids[None, :]) for w in plan])
 
 

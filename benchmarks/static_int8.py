@@ -58,7 +58,7 @@ def build(tmp: Path, n_calib: int) -> dict[str, Path]:
         def __init__(self):
             feeds = []
             for t in calib:
-                for w in win.plan(ner.tokenize(t), ner.max_length, ner.overlap):
+                for w in ner.windows(ner.tokenize(t)):
                     ids = w.ids[None, :]
                     feeds.append({"input_ids": ids, "attention_mask": np.ones_like(ids),
                                   "token_type_ids": np.zeros_like(ids)})
@@ -103,7 +103,7 @@ def agreement(ref: NER, got: NER, texts: list[str]) -> dict:
     tok = same_tok = same_ents = decisive = flips = 0
     for t in texts:
         toks = ref.tokenize(t)
-        plan = win.plan(toks, ref.max_length, ref.overlap)
+        plan = ref.windows(toks)
         a = win.stitch(len(toks.ids), plan, [ref.session.run(w.ids[None], np.ones((1, len(w.ids)), np.int64))[0]
                                              for w in plan])
         b = win.stitch(len(toks.ids), plan, [got.session.run(w.ids[None], np.ones((1, len(w.ids)), np.int64))[0]

@@ -212,7 +212,7 @@ def _token_labels(ckpt, rows: list[dict], encoded: list, rt8: NER, rt32: NER) ->
     lab = _Labels()
     for r, toks in zip(rows, encoded):
         lab.fits.append(len(toks.ids) <= rt8.max_length)
-        plan = win.plan(toks, rt8.max_length, rt8.overlap)
+        plan = rt8.windows(toks)
         ref_l, l32, l8 = [], [], []
         for w in plan:
             ids = w.ids[None, :]

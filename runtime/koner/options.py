@@ -3,7 +3,8 @@
 `Options` is one frozen value. Each boundary builds it once from what it was given (`NER.load`'s keyword
 arguments, the command line, a server request, a spaCy config, a batch engine's arguments) and hands it on
 whole; per-call changes are `options.override(...)`. What can only be checked against a model (entity types
-in `labels` and `merge`, `overlap` against its window) is checked when a model takes the options.
+in `labels` and `merge`, `window` against its length, `overlap` against the window) is checked when a model
+takes the options.
 
 A new entity option is a field here (with its check in `parse`), the stage that uses it, and its flag or
 request field where users give it.
@@ -21,7 +22,8 @@ from .spans import JOINERS
 Labels = Union[None, str, Iterable[str]]  # entity types to keep: "PS,LC" or ["PS", "LC"]
 Merge = Union[bool, str, Iterable[str], None]  # True: the measured default types; or the types to merge
 LONG_TEXT = ("windows", "pipeline")  # how a text longer than the model runs: koner's stitched windows, or the pipeline's chunks
-NULLABLE = ("labels", "merge", "scheme")  # None means "not set": every type, no merging, the manifest's scheme
+# None means "not set": every type, no merging, the manifest's scheme, the default window and overlap
+NULLABLE = ("labels", "merge", "scheme", "window", "overlap")
 PER_CALL = ("aggregation", "decode", "labels", "merge")  # the options a call may change on a loaded model
 
 
@@ -37,7 +39,11 @@ class Options:
     scheme: Optional[Scheme] = None  # None: the manifest's, else read from the labels
     grouping: Grouping = Grouping.PIPELINE
     long_text: str = "windows"  # "windows" (koner's stitched windows) or "pipeline" (the pipeline's chunks)
-    overlap: int = 128  # tokens shared by neighbouring windows or chunks of a long text
+    # a text longer than the model: tokens in each window ([CLS] and [SEP] included; None: 256, wider where
+    # `overlap` needs it, at most the model's length) and tokens shared by neighbouring windows (None: a quarter
+    # of the window) or the pipeline's chunks (None: 128, its usual stride)
+    window: Optional[int] = None
+    overlap: Optional[int] = None
 
     @classmethod
     def parse(cls, **values: Any) -> "Options":
@@ -87,9 +93,16 @@ def _long_text(value: object) -> str:
 
 
 def _overlap(value: object) -> int:
-    # its upper bound depends on the model's window: checked when a model takes the options
+    # its upper bound depends on the window: checked when a model takes the options
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"overlap must be an integer of tokens from 0 to half the model's window, not {value!r}")
+        raise ValueError(f"overlap must be an integer of tokens from 0 to half the window, not {value!r}")
+    return int(value)
+
+
+def _window(value: object) -> int:
+    # its upper bound is the model's length: checked when a model takes the options
+    if not isinstance(value, int) or isinstance(value, bool) or value < 3:
+        raise ValueError(f"window must be an integer of tokens from 3 to the model's max_length, not {value!r}")
     return int(value)
 
 
@@ -123,6 +136,7 @@ _PARSERS = {
     "scheme": Scheme.parse,
     "grouping": Grouping.parse,
     "long_text": _long_text,
+    "window": _window,
     "overlap": _overlap,
 }
 FIELDS = tuple(f.name for f in fields(Options))

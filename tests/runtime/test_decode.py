@@ -55,7 +55,7 @@ def test_long_text_across_windows_equals_whole_text_viterbi(ner):
     text = " ".join(rng.choice(corpus) for _ in range(150))
     toks = ner.tokenize(text)
     assert len(toks.ids) > 4 * ner.max_length
-    plan = win.plan(toks, ner.max_length, ner.overlap)
+    plan = ner.windows(toks)
     rows = win.stitch(len(toks.ids), plan, [ner._run([w.ids])[0] for w in plan])
     whole = ner.aggregator("simple", "viterbi").entities(text, toks, rows)
     assert [e.to_dict() for e in ner(text, decode="viterbi")] == [e.to_dict() for e in whole]

@@ -87,7 +87,7 @@ def test_long_text_keeps_every_repetition(ner):
     sentence = "아이유 노래 검색해줘. "
     one = ner(sentence)
     assert one
-    n = 300  # 1,800 tokens: four windows
+    n = 300  # 1,800 tokens: nine windows of 256
     text = sentence * n
     ents = ner(text)
     step = len(sentence)
@@ -100,8 +100,8 @@ def test_entity_across_a_window_edge_comes_out_whole(ner):
     # put a name right where the first window ends
     filler = "그리고 "
     assert len(ner.tokenizer.encode(filler).ids) == 3  # one token each
-    k = ner.max_length - 3  # the name is the first window's last content token
-    text = filler * k + "아이유 노래 검색해줘. " + filler * 200
+    k = ner.window - 3  # the name is the first window's last content token
+    text = filler * k + "아이유 노래 검색해줘. " + filler * 400  # longer than the model: run in windows
     assert len(ner.tokenizer.encode(text).ids) > ner.max_length
     start = len(filler) * k
     assert ("PS", start, start + 3) in {(e.label, e.start, e.end) for e in ner(text)}

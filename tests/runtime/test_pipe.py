@@ -162,7 +162,7 @@ def test_a_failing_window_of_a_long_text_names_the_callers_input():
 
     def failing(ids, mask):
         calls.append(ids.shape[1])
-        if ids.shape[1] == ner.max_length and sum(c == ner.max_length for c in calls) == 3:
+        if ids.shape[1] == ner.window and sum(c == ner.window for c in calls) == 3:
             raise RuntimeError("onnxruntime failed")  # the long text's third window
         return run(ids, mask)
 
@@ -194,16 +194,47 @@ def test_overlap_sets_the_windows_of_a_long_text():
     text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 300
     got = {}
     for overlap in (0, 128, 255):
-        ner = NER.load(overlap=overlap, workers=1)
+        ner = NER.load(overlap=overlap, window=512, workers=1)
         run, calls = ner.session.run, []
         ner.session.run = lambda ids, mask: calls.append(ids.shape) or run(ids, mask)
         ents = ner(text)
         n = len(ner.tokenize(text).ids)
-        assert len(calls) == len(win.starts(n, ner.max_length, overlap))  # one call per window of that overlap
+        assert len(calls) == len(win.starts(n, ner.window, overlap))  # one call per window of that overlap
         got[overlap] = (len(calls), ents)
     assert got[0][0] < got[128][0] < got[255][0]
     for _, ents in got.values():  # every repetition's person is found, whatever the overlap
         assert sum(e.label == "PS" and e.text == "아이유" for e in ents) == 300
-    for bad in (-1, 256, 1.5, None):
+    for bad in (-1, 256, 1.5):
         with pytest.raises(ValueError, match="overlap"):
             NER.load(overlap=bad)
+
+
+def test_a_long_text_runs_in_256_token_windows_sharing_a_quarter_by_default():
+    # shorter windows than the model's 512 hold less memory a call and cost less CPU on a long text; a text within
+    # the model still runs whole, in one call
+    from koner import windows as win
+
+    ner = NER.load(workers=1)
+    assert (ner.window, ner.overlap) == (256, 64)
+    run, calls = ner.session.run, []
+    ner.session.run = lambda ids, mask: calls.append(ids.shape[1]) or run(ids, mask)
+    long = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 40
+    n = len(ner.tokenize(long).ids)
+    ents = ner(long)
+    assert n > 512 and calls == [256] * len(win.starts(n, 256, 64))
+    assert sum(e.label == "PS" and e.text == "아이유" for e in ents) == 40
+    calls.clear()
+    within = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 20
+    ner(within)
+    assert calls == [len(ner.tokenize(within).ids)] and 256 < calls[0] <= 512
+    # the old windows on request; a wider default where the overlap asked for needs it; the pipeline's stride 128
+    assert (NER.load(window=512).window, NER.load(window=512).overlap) == (512, 128)
+    assert (NER.load(overlap=100).window, NER.load(overlap=200).window) == (256, 402)
+    assert NER.load(long_text="pipeline").overlap == 128
+    with pytest.raises(ValueError, match=r"window must be an integer from 3 to 512 tokens"):
+        NER.load(window=513)
+    with pytest.raises(ValueError, match=r"overlap must be an integer from 0 to 127 tokens \(half a window of 256"):
+        NER.load(window=256, overlap=128)
+    for bad in (2, True, 1.5, "256"):
+        with pytest.raises(ValueError, match="window"):
+            NER.load(window=bad)
