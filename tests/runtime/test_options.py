@@ -106,3 +106,12 @@ def test_a_missing_folder_is_named_before_a_bad_option():
 
     with pytest.raises(ModelNotFoundError):
         NER.load("/nonexistent/koner-model", aggregation="first", decode="viterbi")
+
+
+def test_window_is_checked_when_options_are_made():
+    assert Options.parse(window=384).window == 384 and Options().window is None and Options().overlap is None
+    for bad in (2, 0, True, 2.5, "256"):
+        with pytest.raises(ValueError, match="window must be an integer"):
+            Options.parse(window=bad)
+    with pytest.raises(ValueError, match="long_text='pipeline'"):  # the pipeline's chunks are the model's length
+        Options.parse(window=256, long_text="pipeline")
