@@ -17,7 +17,7 @@ from .errors import LabelMismatchError, ModelNotFoundError, SaturationWarning, V
 from .manifest import read_manifest
 from .mask import Masked, Style, check_style, mask as mask_text
 from .session import ModelSession, SessionOptions, default_workers
-from .options import FIELDS, PER_CALL, Labels, Merge, Options
+from .options import FIELDS, NULLABLE, PER_CALL, Labels, Merge, Options
 from .scheme import Scheme, Tagging, check as check_scheme, decoder, detect
 from .spans import SpanOptions, pipeline_overlaps, refine, span_options
 from .tokens import TextTokenizer, Tokens
@@ -258,12 +258,23 @@ class NER:
         if options is not None:
             _check_options(options)
         if options is not None and options != base:
-            fixed = [f for f in FIELDS if f not in PER_CALL and getattr(options, f) != getattr(base, f)]
+            fixed = [f for f in FIELDS if f not in PER_CALL and not self._keeps(options, f)]
             if fixed:
                 raise ValueError(f"{', '.join(fixed)} can only be set when a model loads: "
                                  f"NER.load(..., options=...) with them")
             base = options
         return base.override(**overrides)
+
+    def _keeps(self, options: Options, field: str) -> bool:
+        """Whether a call's `options` leave this load-time option as the model has it: the same value, not set
+        (None), or a window and overlap that come to the model's own."""
+        value = getattr(options, field)
+        if value is None and field in NULLABLE:
+            return True
+        if field in ("window", "overlap"):
+            return options.long_text == self.long_text and \
+                _window_and_overlap(options, self.max_length, self._whole) == (self.window, self.overlap)
+        return value == getattr(self.options, field)
 
     def aggregator(self, aggregation: Optional[str] = None, decode: Optional[str] = None) -> Aggregation:
         """How this model's scores become entities with these options (None: the ones it was loaded with)."""
@@ -341,8 +352,10 @@ class NER:
         yield from stream.close()
 
     def windows(self, tokens: Tokens) -> list[win.Window]:
-        """The windows a text's tokens run in (koner's stitched windows): one for a text within the model, else
-        `window`-token windows sharing `overlap` tokens."""
+        """The windows a text's tokens run in: one for a text within the model, else `window`-token windows
+        sharing `overlap` tokens (with `long_text="pipeline"`, the pipeline's chunks)."""
+        if self.long_text == "pipeline":
+            return [w for w, _ in win.pipeline_chunks(tokens, self._whole, self.overlap)]
         fits = len(tokens.ids) <= self.max_length
         return win.plan(tokens, self.max_length if fits else self.window, self.overlap)
 
@@ -428,20 +441,21 @@ def _check_workers(workers: object) -> int:
 def _window_and_overlap(options: Options, max_length: int, whole: int) -> tuple[int, int]:
     """A long text's window length and overlap for a model of `max_length` tokens (`whole`: its pipeline chunks)."""
     if options.long_text == "pipeline":  # the pipeline's chunks are the model's length; any stride below one
-        overlap = PIPELINE_STRIDE if options.overlap is None else options.overlap
+        overlap = min(PIPELINE_STRIDE, whole - 3) if options.overlap is None else options.overlap
         if overlap > whole - 3:
             raise ValueError(f"overlap must be an integer from 0 to {whole - 3} tokens, not {overlap!r}")
         return whole, overlap
     window = options.window
-    if window is None:  # the default, wide enough for the overlap asked for, within the model
-        window = min(max(DEFAULT_WINDOW, 2 * (options.overlap or 0) + 2), max_length)
+    if window is None:  # the default, or four times the overlap asked for (128: the 512-token windows of old)
+        window = min(max(DEFAULT_WINDOW, 4 * (options.overlap or 0)), max_length)
     elif window > max_length:
         raise ValueError(f"window must be an integer from 3 to {max_length} tokens (the model's max_length), "
                          f"not {window!r}")
     overlap = window // 4 if options.overlap is None else options.overlap
     if overlap > (window - 2) // 2:
+        wider = f"; a larger window, up to {max_length}, allows more" if window < max_length else ""
         raise ValueError(f"overlap must be an integer from 0 to {(window - 2) // 2} tokens (half a window of "
-                         f"{window}; give a larger window= for more), not {overlap!r}")
+                         f"{window}{wider}), not {overlap!r}")
     return window, overlap
 
 

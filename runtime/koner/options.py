@@ -83,7 +83,7 @@ class Options:
         check_decode(self.aggregation, self.decode)
         if self.window is not None and self.long_text == "pipeline":
             raise ValueError("window sets koner's stitched windows; with long_text='pipeline' a long text runs in "
-                             "chunks of the model's length, as the pipeline runs it (their stride: overlap)")
+                             "the pipeline's chunks (their stride: overlap): leave window out")
         if self.aggregation is Strategy.NONE and self.long_text == "pipeline":
             raise ValueError("aggregation 'none' does not work with long_text='pipeline': the transformers "
                              "pipeline refuses it with a stride; choose simple, first, average or max")

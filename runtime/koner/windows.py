@@ -1,8 +1,9 @@
 """Token sequences -> model-sized windows, and window logits -> one row per token.
 
-A text whose tokens fit the model (max_length, [CLS] and [SEP] included) is one window, fed exactly as
-the transformers pipeline feeds it. A longer text is cut into windows of max_length - 2 tokens that
-overlap by `overlap` tokens; each token takes its logits from the window in which it sits farthest
+A text whose tokens fit `max_length` ([CLS] and [SEP] included) is one window, fed exactly as the
+transformers pipeline feeds it. A longer text is cut into windows of max_length - 2 content tokens that
+overlap by `overlap` tokens (`NER` passes the model's length for a text within the model, its `window`,
+256 by default, for a longer one); each token takes its logits from the window in which it sits farthest
 from a cut edge, so every token keeps at least overlap // 2 tokens of context on each side that the
 text has. No token is dropped, and entities are grouped afterwards over the whole text, so one that
 crosses a window edge comes out whole.

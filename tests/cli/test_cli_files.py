@@ -306,9 +306,17 @@ def test_an_unwritable_output_folder_or_a_full_disk_is_one_line(tmp_path):
         assert full.returncode == 2 and "Traceback" not in full.stderr, (unbuffered, full.stderr)
         assert full.stderr.strip() == "koner: No space left on device; outputs under a temporary name were removed"
     buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    helped = subprocess.run(["bash", "-c", " ".join(KONER) + " --help > /dev/full"], capture_output=True, text=True,
-                            timeout=120, cwd=ROOT, env=buffered)
-    assert helped.returncode == 2 and helped.stderr.startswith("koner: No space left on device"), helped.stderr
+    for env in (buffered, buffered | {"PYTHONUNBUFFERED": "1"}):  # --help and --version: argparse's own printing
+        for verb in ("--help", "--version", "ner --help"):
+            helped = subprocess.run(["bash", "-c", " ".join(KONER) + f" {verb} > /dev/full"], capture_output=True,
+                                    text=True, timeout=120, cwd=ROOT, env=env)
+            assert helped.returncode == 2 and helped.stderr.startswith("koner: No space left on device"), \
+                (verb, env.get("PYTHONUNBUFFERED"), helped.stderr)
+    # started with standard output closed: help still exits 0, a usage error is still its one line and exit 2
+    for verb, code in (("--help", 0), ("--version", 0), ("bogus", 2), ("ner --window 2 서울", 2)):
+        closed = subprocess.run(["bash", "-c", " ".join(KONER) + f" {verb} >&-"], capture_output=True, text=True,
+                                timeout=120, cwd=ROOT)
+        assert closed.returncode == code and "Traceback" not in closed.stderr, (verb, closed.stderr)
 
 
 def test_a_folder_output_replaced_under_an_interrupt_is_old_or_new_never_neither(tmp_path, monkeypatch):

@@ -343,3 +343,16 @@ def test_a_wrong_remembered_hash_never_refuses_a_good_file(model_copy, tmp_path,
         entry["facts"]["sha256"] = "0" * 64
     path.write_text(json.dumps(doc), "utf-8")
     assert [(e.label, e.text) for e in NER.load(model_copy)("서울역으로 안내해줘.")] == [("LC", "서울역")]
+
+
+def test_a_model_shorter_than_the_default_window_uses_its_own_length(model_copy):
+    # a 100-position model: windows of its length sharing a quarter; the pipeline's stride within its chunks
+    _edit_manifest(model_copy, lambda m: m.update(max_length=100))
+    ner = NER.load(model_copy, workers=1)
+    assert (ner.window, ner.overlap) == (100, 25)
+    piped = NER.load(model_copy, long_text="pipeline", workers=1)
+    assert (piped.window, piped.overlap) == (100, 97)
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 12
+    assert sum(e.text == "아이유" for e in ner(text)) == 12
+    with pytest.raises(ValueError, match=r"from 0 to 49 tokens \(half a window of 100\), not 60"):
+        NER.load(model_copy, overlap=60)

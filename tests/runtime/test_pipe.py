@@ -227,9 +227,10 @@ def test_a_long_text_runs_in_256_token_windows_sharing_a_quarter_by_default():
     within = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 20
     ner(within)
     assert calls == [len(ner.tokenize(within).ids)] and 256 < calls[0] <= 512
-    # the old windows on request; a wider default where the overlap asked for needs it; the pipeline's stride 128
+    # the old windows on request, or from the old overlap alone (the default window is four times an overlap
+    # given); the pipeline's stride 128
     assert (NER.load(window=512).window, NER.load(window=512).overlap) == (512, 128)
-    assert (NER.load(overlap=100).window, NER.load(overlap=200).window) == (256, 402)
+    assert (NER.load(overlap=128).window, NER.load(overlap=50).window, NER.load(overlap=100).window) == (512, 256, 400)
     assert NER.load(long_text="pipeline").overlap == 128
     with pytest.raises(ValueError, match=r"window must be an integer from 3 to 512 tokens"):
         NER.load(window=513)
@@ -238,3 +239,25 @@ def test_a_long_text_runs_in_256_token_windows_sharing_a_quarter_by_default():
     for bad in (2, True, 1.5, "256"):
         with pytest.raises(ValueError, match="window"):
             NER.load(window=bad)
+
+
+def test_a_call_may_restate_the_models_window_but_not_change_it():
+    from koner import Options
+
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 40
+    default, explicit = NER.load(workers=1), NER.load(window=256, overlap=64, workers=1)
+    want = [e.to_dict() for e in default(text) if e.label == "PS"]
+    # options that leave the window out, or name the one the model has, are the model's
+    assert [e.to_dict() for e in explicit(text, options=Options(labels="PS"))] == want
+    assert [e.to_dict() for e in default(text, options=Options(window=256, labels="PS"))] == want
+    with pytest.raises(ValueError, match="window can only be set when a model loads"):
+        default(text, options=Options(window=512))
+
+
+def test_windows_names_the_calls_a_long_text_runs_in_either_mode():
+    text = "어제 아이유가 서울역에서 삼성전자 직원 김민수 씨를 만났다. " * 40
+    for ner in (NER.load(workers=1), NER.load(long_text="pipeline", workers=1)):
+        run, calls = ner.session.run, []
+        ner.session.run = lambda ids, mask: calls.append(ids.shape[1]) or run(ids, mask)
+        ner(text)
+        assert calls == [len(w.ids) for w in ner.windows(ner.tokenize(text))], ner.long_text

@@ -21,6 +21,13 @@ class Parser(argparse.ArgumentParser):
         print(f"koner: {message} (see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(exitcodes.USAGE)
 
+    def _print_message(self, message: str, file=None) -> None:
+        """--help and --version as argparse prints them, but a write that fails (a full disk) is raised, not
+        dropped: it becomes `main`'s one-line error. A closed stream (None) still prints nothing."""
+        out = file if file is not None else sys.stderr
+        if message and out is not None:
+            out.write(message)
+
 
 def build_parser() -> Parser:
     """The whole `koner` command line."""
@@ -65,6 +72,8 @@ def _terminate(signum, frame) -> NoReturn:
 def _drop_unwritable_stdout() -> None:
     """Standard output that cannot take what it holds (`> /dev/full`) is pointed at /dev/null, so the exit that
     follows flushes nowhere instead of failing a second time (exit 120 and a traceback-like line)."""
+    if sys.stdout is None:  # started with it closed: nothing to flush
+        return
     try:
         sys.stdout.flush()
     except OSError:
@@ -77,7 +86,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         try:
             args = build_parser().parse_args(argv)
         except SystemExit as done:  # --help, --version or a usage error, printed by argparse: flushed here, so a
-            sys.stdout.flush()      # full disk is the one-line error below
+            if sys.stdout is not None:  # full disk is the one-line error below (None: started with it closed)
+                sys.stdout.flush()
             return done.code if isinstance(done.code, int) else exitcodes.USAGE
         if args.verb != "serve":  # `koner serve` drains its requests on SIGTERM itself
             signal.signal(signal.SIGTERM, _terminate)

@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 
 def _common(p) -> None:
-    from .args import positive_int, thread_count
+    from .args import checked, positive_int, thread_count
 
     p.add_argument("text", nargs="?", help="the text; without it, lines are read from stdin (or --input)")
     p.add_argument("--model", help="model folder (default: the bundled stand-in)")
@@ -75,6 +75,12 @@ def _common(p) -> None:
     p.add_argument("--long-text", choices=["windows", "pipeline"], default="windows",
                    help="a text longer than the model: koner's stitched windows (default), or chunks as the "
                         "transformers pipeline's stride=128 runs them (entity for entity the same)")
+    p.add_argument("--window", type=checked(int, lambda n: n >= 3, "an integer of tokens from 3"),
+                   help="a text longer than the model runs in windows of this many tokens (default 256; up to the "
+                        "model's 512 gives fewer, longer windows)")
+    p.add_argument("--overlap", type=checked(int, lambda n: n >= 0, "an integer of tokens from 0"),
+                   help="tokens neighbouring windows share (default: a quarter of the window) or, with "
+                        "--long-text pipeline, the chunks' stride (default 128)")
     p.add_argument("--merge", action="store_true",
                    help=f"join split same-type spans across whitespace (types {', '.join(sorted(MERGE_TAGS))}, "
                         "where it measured better)")
