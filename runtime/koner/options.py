@@ -39,9 +39,9 @@ class Options:
     scheme: Optional[Scheme] = None  # None: the manifest's, else read from the labels
     grouping: Grouping = Grouping.PIPELINE
     long_text: str = "windows"  # "windows" (koner's stitched windows) or "pipeline" (the pipeline's chunks)
-    # a text longer than the model: tokens in each window ([CLS] and [SEP] included; None: 256, wider where
-    # `overlap` needs it, at most the model's length) and tokens shared by neighbouring windows (None: a quarter
-    # of the window) or the pipeline's chunks (None: 128, its usual stride)
+    # a text longer than the model: tokens in each window ([CLS] and [SEP] included; None: 256, or four times an
+    # overlap given, at most the model's length) and tokens shared by neighbouring windows (None: a quarter of the
+    # window) or the pipeline's chunks (None: 128, its usual stride)
     window: Optional[int] = None
     overlap: Optional[int] = None
 

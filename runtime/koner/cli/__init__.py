@@ -23,7 +23,8 @@ class Parser(argparse.ArgumentParser):
 
     def _print_message(self, message: str, file=None) -> None:
         """--help and --version as argparse prints them, but a write that fails (a full disk) is raised, not
-        dropped: it becomes `main`'s one-line error. A closed stream (None) still prints nothing."""
+        dropped: it becomes `main`'s one-line error. With no stream (standard output closed) it goes to stderr, as
+        argparse sends it."""
         out = file if file is not None else sys.stderr
         if message and out is not None:
             out.write(message)
